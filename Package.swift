@@ -1,0 +1,83 @@
+// swift-tools-version: 6.1
+// Cairn: a persistent storage engine with a log-structured core.
+// Layers point down only (see docs/ARCHITECTURE.md):
+//   cairn (CLI) → CairnStorage → CLZ4 / CCRC32C
+//   CairnTesting (simulated disk, checkers) is shared by tests, benchmarks, drills and fuzzers.
+import PackageDescription
+
+let package = Package(
+    name: "Cairn",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CairnStorage", targets: ["CairnStorage"]),
+        .library(name: "CairnTesting", targets: ["CairnTesting"]),
+        .executable(name: "cairn", targets: ["cairn"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // Default traits pull a runtime interposer that is not available here.
+        .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // Debian's liblz4 (lz4.h, lz4frame.h): snapshots are LZ4 frames the stock `lz4` tool reads.
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        // CRC32C with the SSE4.2 / ARMv8 instruction and a slicing-by-8 fallback.
+        .target(
+            name: "CCRC32C",
+            cSettings: [.unsafeFlags(["-O3"])]
+        ),
+        .target(
+            name: "CairnStorage",
+            dependencies: [
+                "CLZ4",
+                "CCRC32C",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "CairnTesting",
+            dependencies: ["CairnStorage", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // Workloads shared by `cairn bench` and the Benchmarks/ targets.
+        .target(
+            name: "CairnBench",
+            dependencies: [
+                "CairnStorage",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "cairn",
+            dependencies: [
+                "CairnStorage",
+                "CairnBench",
+                "CairnTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .testTarget(
+            name: "CairnStorageTests",
+            dependencies: ["CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "LogBenchmarks",
+            dependencies: [
+                "CairnStorage",
+                "CairnBench",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Benchmarks/LogBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,580 @@
+import SystemPackage
+
+/// The append-only transaction log: records with consecutive 64-bit indexes in
+/// `log-<firstIndex>.seg` segments, committed under one of three ``FsyncPolicy``s.
+///
+/// ```swift
+/// let log = try Log.open(directory: "/var/lib/cairn", options: LogOptions(fsyncPolicy: .always))
+/// let index = try log.append(payload)   // returns once an fdatasync covers the record
+/// try log.close()
+/// ```
+///
+/// Writing is split in two so that a caller can order its own state by index:
+/// ``submit(_:term:)`` writes a record to the OS and returns its index at once;
+/// ``waitForCommit(_:)`` (blocking) or ``commit(_:)`` (async) returns when the record is
+/// committed under the policy. Under `always`, whoever waits first while no sync runs leads
+/// the next `fdatasync` for every record written so far (group commit); async waiters are led
+/// by a background thread, so no Swift concurrency thread ever blocks in `fdatasync`.
+///
+/// A failed write or sync is never retried and never acknowledged: the log stops accepting
+/// appends and every waiter gets ``LogError/writerFailed(_:)`` until it is reopened.
+public final class Log: @unchecked Sendable {
+    public let directory: FilePath
+    /// What recovery found and did when the log was opened.
+    public let recovery: LogDirectoryScan
+
+    private let fileSystem: any FileSystem
+    private let directoryLock: any FileLock
+    private let state = ConditionLock()
+
+    // Everything below is guarded by `state`.
+    private var options: LogOptions
+    private var active: ActiveSegment
+    /// First index of every segment, oldest first (the active one last).
+    private var segmentFirstIndexes: [UInt64]
+    private var firstIndex: UInt64
+    private var nextIndex: UInt64
+    private var durableIndex: UInt64
+    private var syncInProgress = false
+    private var failure: LogError?
+    private var isClosed = false
+    private var flusherRunning = false
+    private var waiters: [Waiter] = []
+    private var counters = LogStats()
+    private var scratch: UnsafeMutableRawBufferPointer
+    /// Under `always`: records encoded but not yet written, starting at file offset
+    /// `pendingOffset` of the active segment. The sync leader swaps it with `inflight` and
+    /// writes the whole batch with one `pwrite` before its `fdatasync`.
+    private var pending: UnsafeMutableRawBufferPointer
+    private var pendingCount = 0
+    private var pendingOffset = 0
+    private var inflight: UnsafeMutableRawBufferPointer
+    /// Appends wait (or lead a sync) rather than let a batch grow past this.
+    private let maxBatchBytes = 16 << 20
+    /// Group commit gathering (async waiters): how many waiters recent syncs carried (a peak
+    /// that decays), when the first waiter of the coming batch arrived, and how long the last
+    /// sync took. The flusher waits for the batch to reach the peak, at most one sync's time.
+    private var gatherTarget = 1
+    private var gatherStart: UInt64 = 0
+    private var lastSyncNanoseconds: UInt64 = 0
+    private let maxGatherNanoseconds: UInt64 = 200_000
+
+    private struct Waiter {
+        var index: UInt64
+        var continuation: UnsafeContinuation<LogError?, Never>
+    }
+
+    final class ActiveSegment: @unchecked Sendable {
+        let handle: any FileHandle
+        let name: String
+        let firstIndex: UInt64
+        var capacity: Int
+        var writeOffset: Int
+        init(handle: any FileHandle, name: String, firstIndex: UInt64, capacity: Int, writeOffset: Int) {
+            self.handle = handle
+            self.name = name
+            self.firstIndex = firstIndex
+            self.capacity = capacity
+            self.writeOffset = writeOffset
+        }
+    }
+
+    // MARK: Opening
+
+    /// Opens (creating if needed) the log in `directory`, recovering it: every record is
+    /// verified, `replay` sees each valid one in order, and a crash-torn tail of the last
+    /// segment is cut (``recovery`` says where and how much). Damage anywhere else throws
+    /// ``LogError/corruption(file:offset:defect:validRecordsAfter:)`` and changes nothing.
+    public static func open(
+        directory: FilePath, options: LogOptions = LogOptions(),
+        fileSystem: any FileSystem = PosixFileSystem(),
+        replay: (LogFormat.Record) throws -> Void = { _ in }
+    ) throws -> Log {
+        do { try fileSystem.createDirectory(directory) } catch { throw LogError.disk(error) }
+        let lock: any FileLock
+        do {
+            lock = try fileSystem.lock(directory.appending("LOCK"))
+        } catch {
+            if error.errno == .wouldBlock || error.errno == .resourceTemporarilyUnavailable {
+                throw LogError.locked(directory: directory.string)
+            }
+            throw LogError.disk(error)
+        }
+        do {
+            let scan = try LogDirectoryScan.run(directory: directory, fileSystem: fileSystem, visit: replay)
+            if case .corruption(let error) = scan.problem { throw error }
+            return try Log(directory: directory, options: options, fileSystem: fileSystem, lock: lock, scan: scan)
+        } catch {
+            lock.unlock()
+            throw error
+        }
+    }
+
+    private init(
+        directory: FilePath, options: LogOptions, fileSystem: any FileSystem, lock: any FileLock,
+        scan: LogDirectoryScan
+    ) throws(LogError) {
+        self.directory = directory
+        self.options = options
+        self.fileSystem = fileSystem
+        self.directoryLock = lock
+        self.recovery = scan
+        self.scratch = .allocate(byteCount: 64 << 10, alignment: LogFormat.alignment)
+        self.pending = .allocate(byteCount: 1 << 20, alignment: LogFormat.alignment)
+        self.inflight = .allocate(byteCount: 1 << 20, alignment: LogFormat.alignment)
+        self.segmentFirstIndexes = scan.segments.map(\.firstIndex)
+        do {
+            if let last = scan.segments.last {
+                let handle = try fileSystem.open(directory.appending(last.name), create: false)
+                var writeOffset = last.scan.validEnd
+                if case .tornTail(let tail) = scan.problem {
+                    // Cut the tail: zeros from the cut on, durable before anything new is written.
+                    writeOffset = tail.offset
+                    try handle.truncate(to: tail.offset)
+                    try handle.syncData()
+                }
+                let capacity = max(options.segmentSize, try handle.size())
+                try handle.preallocate(size: capacity)
+                if options.fsyncPolicy != .always { try handle.mapForWriting(size: capacity) }
+                active = ActiveSegment(
+                    handle: handle, name: last.name, firstIndex: last.firstIndex, capacity: capacity,
+                    writeOffset: writeOffset)
+                firstIndex = scan.segments.first!.firstIndex
+                nextIndex = last.firstIndex + UInt64(last.scan.recordCount)
+            } else {
+                active = try Log.createSegment(
+                    directory: directory, fileSystem: fileSystem, firstIndex: options.firstIndex,
+                    capacity: options.segmentSize, mapped: options.fsyncPolicy != .always)
+                segmentFirstIndexes = [options.firstIndex]
+                firstIndex = options.firstIndex
+                nextIndex = options.firstIndex
+            }
+        } catch {
+            scratch.deallocate()
+            pending.deallocate()
+            inflight.deallocate()
+            throw .disk(error)
+        }
+        durableIndex = nextIndex - 1
+        counters.writtenIndex = durableIndex
+        counters.durableIndex = durableIndex
+        flusherRunning = true
+        startThread(name: "cairn-log-flush") { [self] in flusherLoop() }
+    }
+
+    deinit {
+        scratch.deallocate()
+        pending.deallocate()
+        inflight.deallocate()
+    }
+
+    /// Segments are memory-mapped under `no` and `everysec` (an append is a copy into the page
+    /// cache, no syscall). Under `always` they are not: writeback of a mapped page write-protects
+    /// it (a TLB shootdown on every core) and the next append faults, once per sync; a batch
+    /// written with one `pwrite` avoids both.
+    private static func createSegment(
+        directory: FilePath, fileSystem: any FileSystem, firstIndex: UInt64, capacity: Int, mapped: Bool
+    ) throws(DiskError) -> ActiveSegment {
+        let name = LogFormat.segmentName(firstIndex: firstIndex)
+        let handle = try fileSystem.open(directory.appending(name), create: true)
+        try handle.truncate(to: 0)
+        try handle.preallocate(size: capacity)
+        if mapped { try handle.mapForWriting(size: capacity) }
+        try fileSystem.syncDirectory(directory)
+        return ActiveSegment(handle: handle, name: name, firstIndex: firstIndex, capacity: capacity, writeOffset: 0)
+    }
+
+    // MARK: Appending
+
+    /// Writes one record to the OS and returns its index, without waiting for it to commit.
+    public func submit(_ payload: UnsafeRawBufferPointer, term: UInt64 = 0) throws(LogError) -> UInt64 {
+        guard payload.count <= LogFormat.maxPayloadLength else {
+            throw .payloadTooLarge(size: payload.count, limit: LogFormat.maxPayloadLength)
+        }
+        let size = LogFormat.recordSize(payloadLength: payload.count)
+        state.lock()
+        defer { state.unlock() }
+        if let failure { throw failure }
+        if isClosed { throw .closed }
+        if active.writeOffset + size > active.capacity { try makeRoom(for: size) }
+        let index = nextIndex
+        if options.fsyncPolicy == .always {
+            while pendingCount > 0 && pendingCount + size > maxBatchBytes {
+                if syncInProgress { state.wait() } else { syncLocked() }
+                if let failure { throw failure }
+            }
+            if pendingCount == 0 { pendingOffset = active.writeOffset }
+            if pending.count < pendingCount + size {
+                let grown = UnsafeMutableRawBufferPointer.allocate(
+                    byteCount: max(pendingCount + size, pending.count * 2), alignment: LogFormat.alignment)
+                grown.baseAddress!.copyMemory(from: pending.baseAddress!, byteCount: pendingCount)
+                pending.deallocate()
+                pending = grown
+            }
+            LogFormat.encode(index: index, term: term, payload: payload, into: pending.baseAddress! + pendingCount)
+            pendingCount += size
+        } else {
+            if scratch.count < size {
+                scratch.deallocate()
+                scratch = .allocate(byteCount: max(size, scratch.count * 2), alignment: LogFormat.alignment)
+            }
+            LogFormat.encode(index: index, term: term, payload: payload, into: scratch.baseAddress!)
+            do {
+                try active.handle.write(UnsafeRawBufferPointer(start: scratch.baseAddress, count: size), at: active.writeOffset)
+            } catch {
+                fail(.writerFailed(error))
+                throw failure!
+            }
+        }
+        active.writeOffset += size
+        nextIndex = index + 1
+        counters.appends += 1
+        counters.appendedBytes += UInt64(size)
+        return index
+    }
+
+    /// Writes one record and returns its index once it is committed under the policy.
+    @discardableResult
+    public func append(_ payload: UnsafeRawBufferPointer, term: UInt64 = 0) throws(LogError) -> UInt64 {
+        let index = try submit(payload, term: term)
+        try waitForCommit(index)
+        return index
+    }
+
+    @discardableResult
+    public func append(_ payload: [UInt8], term: UInt64 = 0) throws(LogError) -> UInt64 {
+        try withBytes(payload) { (raw) throws(LogError) -> UInt64 in try append(raw, term: term) }
+    }
+
+    /// Async form of ``append(_:term:)-7x9c0``: suspends (never blocks a thread) until committed.
+    @discardableResult
+    public func append(_ payload: [UInt8], term: UInt64 = 0) async throws(LogError) -> UInt64 {
+        let index = try withBytes(payload) { (raw) throws(LogError) -> UInt64 in try submit(raw, term: term) }
+        try await commit(index)
+        return index
+    }
+
+    private enum CommitStatus { case committed, failed(LogError), pending }
+
+    private func statusLocked(_ index: UInt64) -> CommitStatus {
+        if durableIndex >= index { return .committed }
+        if let failure { return .failed(failure) }
+        if isClosed { return .failed(.closed) }
+        if options.fsyncPolicy != .always && index < nextIndex { return .committed }
+        return .pending
+    }
+
+    /// Blocks until the record with `index` (from ``submit(_:term:)``) is committed.
+    public func waitForCommit(_ index: UInt64) throws(LogError) {
+        state.lock()
+        defer { state.unlock() }
+        while true {
+            switch statusLocked(index) {
+            case .committed: return
+            case .failed(let error): throw error
+            case .pending: if syncInProgress { state.wait() } else { syncLocked() }
+            }
+        }
+    }
+
+    /// Suspends until the record with `index` (from ``submit(_:term:)``) is committed.
+    public func commit(_ index: UInt64) async throws(LogError) {
+        state.lock()
+        let status = statusLocked(index)
+        state.unlock()
+        switch status {
+        case .committed: return
+        case .failed(let error): throw error
+        case .pending: break
+        }
+        let error: LogError? = await withUnsafeContinuation { continuation in
+            state.lock()
+            defer { state.unlock() }
+            switch statusLocked(index) {
+            case .committed: continuation.resume(returning: nil)
+            case .failed(let error): continuation.resume(returning: error)
+            case .pending:
+                waiters.append(Waiter(index: index, continuation: continuation))
+                if waiters.count == 1 { gatherStart = monotonicNanoseconds() }
+                // Wake the flusher when a batch starts and when it is as large as recent ones.
+                if !syncInProgress && (waiters.count == 1 || waiters.count >= gatherTarget) { state.broadcast() }
+            }
+        }
+        if let error { throw error }
+    }
+
+    /// Makes everything written so far durable now, whatever the policy.
+    public func sync() throws(LogError) {
+        state.lock()
+        defer { state.unlock() }
+        let target = nextIndex - 1
+        while durableIndex < target {
+            if let failure { throw failure }
+            if syncInProgress { state.wait() } else { syncLocked() }
+        }
+    }
+
+    /// One `fdatasync` covering every record written so far. Called with `state` held; releases
+    /// it during the sync so that appends go on and form the next batch.
+    private func syncLocked() {
+        syncInProgress = true
+        let target = nextIndex - 1
+        let segment = active
+        let batchOffset = pendingOffset
+        let batchCount = pendingCount
+        swap(&pending, &inflight)
+        pendingCount = 0
+        let batch = UnsafeRawBufferPointer(start: inflight.baseAddress, count: batchCount)
+        state.unlock()
+        let start = monotonicNanoseconds()
+        var syncError: DiskError?
+        do {
+            if batchCount > 0 { try segment.handle.write(batch, at: batchOffset) }
+            try segment.handle.syncData()
+        } catch {
+            syncError = error
+        }
+        let elapsed = monotonicNanoseconds() - start
+        state.lock()
+        syncInProgress = false
+        if let syncError {
+            fail(.writerFailed(syncError))
+            state.broadcast()
+            return
+        }
+        if target > durableIndex { counters.recordBatch(records: target - durableIndex, nanoseconds: elapsed) }
+        lastSyncNanoseconds = elapsed
+        let ready = markDurable(target)
+        gatherTarget = max(ready.count, gatherTarget - gatherTarget / 8, 1)
+        if !waiters.isEmpty { gatherStart = monotonicNanoseconds() }
+        state.broadcast()
+        if !ready.isEmpty {
+            // Resume outside the lock: appenders submitting the next batch must not wait on it.
+            state.unlock()
+            for waiter in ready { waiter.continuation.resume(returning: nil) }
+            state.lock()
+        }
+    }
+
+    /// Advances the durable index; returns the async waiters it satisfies (removed from the list),
+    /// for the caller to resume.
+    private func markDurable(_ index: UInt64) -> [Waiter] {
+        guard index > durableIndex else { return [] }
+        durableIndex = index
+        guard !waiters.isEmpty else { return [] }
+        var ready: [Waiter] = []
+        var pending: [Waiter] = []
+        for waiter in waiters {
+            if waiter.index <= index { ready.append(waiter) } else { pending.append(waiter) }
+        }
+        waiters = pending
+        return ready
+    }
+
+    private func fail(_ error: LogError) {
+        if failure == nil { failure = error }
+        for waiter in waiters { waiter.continuation.resume(returning: failure) }
+        waiters.removeAll()
+        state.broadcast()
+    }
+
+    /// Starts a new segment (or grows an empty one) so that a record of `size` bytes fits.
+    private func makeRoom(for size: Int) throws(LogError) {
+        if active.writeOffset > 0 {
+            while syncInProgress { state.wait() }
+            if let failure { throw failure }
+        }
+        do {
+            if active.writeOffset == 0 {
+                // A sealed segment is never empty: grow this one instead.
+                try active.handle.preallocate(size: size)
+                if options.fsyncPolicy != .always { try active.handle.mapForWriting(size: size) }
+                active.capacity = size
+                return
+            }
+            // Seal: the old segment is durable before the new one gets its first record, so
+            // only the last segment can ever have a torn tail, under every policy.
+            try writePendingLocked()
+            try active.handle.truncate(to: active.writeOffset)
+            try active.handle.syncData()
+            for waiter in markDurable(nextIndex - 1) { waiter.continuation.resume(returning: nil) }
+            let segment = try Log.createSegment(
+                directory: directory, fileSystem: fileSystem, firstIndex: nextIndex,
+                capacity: max(options.segmentSize, size), mapped: options.fsyncPolicy != .always)
+            active = segment
+            segmentFirstIndexes.append(segment.firstIndex)
+            counters.segmentsCreated += 1
+        } catch {
+            fail(.writerFailed(error))
+            throw failure!
+        }
+    }
+
+    /// Writes the `always` batch now, with the lock held (rotation, truncation, policy change).
+    private func writePendingLocked() throws(DiskError) {
+        guard pendingCount > 0 else { return }
+        try active.handle.write(UnsafeRawBufferPointer(start: pending.baseAddress, count: pendingCount), at: pendingOffset)
+        pendingCount = 0
+    }
+
+    // MARK: Background flush
+
+    private func flusherLoop() {
+        state.lock()
+        var nextFlush = monotonicNanoseconds() + nanoseconds(options.everysecInterval)
+        while !isClosed && failure == nil {
+            switch options.fsyncPolicy {
+            case .always:
+                guard !waiters.isEmpty && !syncInProgress else {
+                    state.wait()
+                    continue
+                }
+                // Let the appenders the last sync resumed come back before the next one.
+                let deadline = gatherStart + min(lastSyncNanoseconds, maxGatherNanoseconds)
+                let now = monotonicNanoseconds()
+                if waiters.count < gatherTarget && now < deadline {
+                    state.wait(nanoseconds: deadline - now)
+                } else {
+                    syncLocked()
+                }
+            case .everysec:
+                let now = monotonicNanoseconds()
+                if now >= nextFlush {
+                    if !syncInProgress && durableIndex < nextIndex - 1 { syncLocked() }
+                    nextFlush = monotonicNanoseconds() + nanoseconds(options.everysecInterval)
+                } else {
+                    state.wait(nanoseconds: nextFlush - now)
+                }
+            case .no:
+                state.wait()
+            }
+        }
+        flusherRunning = false
+        state.broadcast()
+        state.unlock()
+    }
+
+    private func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+
+    // MARK: State
+
+    /// The fsync policy in force; it can change while the log is open (`CONFIG SET appendfsync`).
+    public var fsyncPolicy: FsyncPolicy {
+        get { state.withLock { options.fsyncPolicy } }
+        set {
+            state.lock()
+            defer { state.unlock() }
+            guard newValue != options.fsyncPolicy, failure == nil, !isClosed else { return }
+            while syncInProgress { state.wait() }
+            // Records batched under `always` are written and synced before the switch, so that
+            // none is acknowledged under the new policy without having reached the OS.
+            if durableIndex < nextIndex - 1 { syncLocked() }
+            if failure != nil { return }
+            do {
+                try active.handle.mapForWriting(size: newValue == .always ? 0 : active.capacity)
+            } catch {
+                fail(.writerFailed(error))
+                return
+            }
+            options.fsyncPolicy = newValue
+            state.broadcast()
+        }
+    }
+
+    public var stats: LogStats {
+        state.withLock {
+            var copy = counters
+            copy.writtenIndex = nextIndex - 1
+            copy.durableIndex = durableIndex
+            return copy
+        }
+    }
+
+    /// Index of the last record written, or `firstIndex - 1` when the log is empty.
+    public var lastIndex: UInt64 { state.withLock { nextIndex - 1 } }
+    /// Index of the first record the log holds (or will hold).
+    public var firstLogIndex: UInt64 { state.withLock { firstIndex } }
+    /// Last index known to be durable on disk.
+    public var durableLogIndex: UInt64 { state.withLock { durableIndex } }
+    /// The error that stopped the writer, if any.
+    public var writerFailure: LogError? { state.withLock { failure } }
+
+    // MARK: Suffix truncation
+
+    /// Removes every record after `index`, crash-safely: later segments are deleted newest
+    /// first (each deletion made durable), then the segment holding `index + 1` is cut there.
+    /// A crash at any step leaves a log that is a prefix of the one before. Raft uses this to
+    /// drop entries that conflict with a new leader's.
+    public func truncate(after index: UInt64) throws(LogError) {
+        state.lock()
+        defer { state.unlock() }
+        if let failure { throw failure }
+        if isClosed { throw .closed }
+        guard index + 1 >= firstIndex, index < nextIndex else {
+            throw .indexOutOfRange(index: index, first: firstIndex, last: nextIndex - 1)
+        }
+        if index == nextIndex - 1 { return }
+        while syncInProgress { state.wait() }
+        do {
+            try writePendingLocked()
+            let keepFrom = segmentFirstIndexes.lastIndex { $0 <= index + 1 } ?? 0
+            for firstOfDropped in segmentFirstIndexes[(keepFrom + 1)...].reversed() {
+                try fileSystem.remove(directory.appending(LogFormat.segmentName(firstIndex: firstOfDropped)))
+                try fileSystem.syncDirectory(directory)
+            }
+            let keptFirst = segmentFirstIndexes[keepFrom]
+            segmentFirstIndexes.removeSubrange((keepFrom + 1)...)
+            let handle: any FileHandle
+            if keptFirst == active.firstIndex {
+                handle = active.handle
+            } else {
+                handle = try fileSystem.open(directory.appending(LogFormat.segmentName(firstIndex: keptFirst)), create: false)
+            }
+            var bytes: [UInt8] = []
+            let count = try handle.readAll(into: &bytes)
+            var cut = 0
+            bytes.withUnsafeBytes { raw in
+                _ = SegmentScanner.scan(UnsafeRawBufferPointer(rebasing: raw[0..<count]), firstIndex: keptFirst) { record in
+                    if record.index <= index { cut = record.offset + record.size }
+                }
+            }
+            try handle.truncate(to: cut)
+            try handle.syncData()
+            let capacity = max(options.segmentSize, cut)
+            try handle.preallocate(size: capacity)
+            try handle.mapForWriting(size: options.fsyncPolicy == .always ? 0 : capacity)
+            active = ActiveSegment(
+                handle: handle, name: LogFormat.segmentName(firstIndex: keptFirst), firstIndex: keptFirst,
+                capacity: capacity, writeOffset: cut)
+            nextIndex = index + 1
+            durableIndex = min(durableIndex, index)
+        } catch {
+            fail(.writerFailed(error))
+            throw failure!
+        }
+    }
+
+    // MARK: Closing
+
+    /// Makes everything written durable, stops the background flush, closes the files and
+    /// releases the directory lock. Waiters still pending get ``LogError/closed``.
+    public func close() throws(LogError) {
+        state.lock()
+        defer { state.unlock() }
+        if isClosed { return }
+        while syncInProgress { state.wait() }
+        if failure == nil && durableIndex < nextIndex - 1 { syncLocked() }
+        isClosed = true
+        let closingError = failure
+        for waiter in waiters { waiter.continuation.resume(returning: closingError ?? .closed) }
+        waiters.removeAll()
+        state.broadcast()
+        while flusherRunning { state.wait() }
+        try? active.handle.close()
+        directoryLock.unlock()
+        if let closingError { throw closingError }
+    }
+}

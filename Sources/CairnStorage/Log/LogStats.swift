@@ -1,0 +1,34 @@
+/// Counters of a ``Log`` since it was opened.
+public struct LogStats: Sendable, Equatable {
+    public var appends: UInt64 = 0
+    public var appendedBytes: UInt64 = 0
+    /// `fdatasync` calls made to commit appends (not counting segment seals).
+    public var syncs: UInt64 = 0
+    public var syncNanoseconds: UInt64 = 0
+    public var maxSyncNanoseconds: UInt64 = 0
+    /// Records committed per sync: `batchSizeBuckets[k]` counts syncs that covered
+    /// 2^k ..< 2^(k+1) records (bucket 0: one record).
+    public var batchSizeBuckets = [UInt64](repeating: 0, count: 16)
+    public var largestBatch: UInt64 = 0
+    public var segmentsCreated: UInt64 = 0
+    /// Last index written to the OS, and last index known durable.
+    public var writtenIndex: UInt64 = 0
+    public var durableIndex: UInt64 = 0
+
+    /// Mean records per sync.
+    public var meanBatchSize: Double {
+        syncs == 0 ? 0 : Double(batchRecords) / Double(syncs)
+    }
+
+    var batchRecords: UInt64 = 0
+
+    mutating func recordBatch(records: UInt64, nanoseconds: UInt64) {
+        syncs += 1
+        syncNanoseconds += nanoseconds
+        maxSyncNanoseconds = max(maxSyncNanoseconds, nanoseconds)
+        batchRecords += records
+        largestBatch = max(largestBatch, records)
+        let bucket = min(batchSizeBuckets.count - 1, records <= 1 ? 0 : 63 - records.leadingZeroBitCount)
+        batchSizeBuckets[bucket] += 1
+    }
+}

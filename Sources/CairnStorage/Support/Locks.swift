@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A pthread mutex in stable, heap-allocated storage (a pthread mutex must never move).
+public final class Lock: @unchecked Sendable {
+    fileprivate let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    public init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        precondition(pthread_mutex_init(mutex, nil) == 0)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
+
+    @inline(__always)
+    public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}
+
+/// A mutex with a condition variable: what group commit and background flushes wait on.
+public final class ConditionLock: @unchecked Sendable {
+    private let lockStorage = Lock()
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    public init() {
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        #if os(Linux)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        precondition(pthread_cond_init(condition, &attributes) == 0)
+        pthread_condattr_destroy(&attributes)
+        #else
+        precondition(pthread_cond_init(condition, nil) == 0)
+        #endif
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        condition.deallocate()
+    }
+
+    @inline(__always) public func lock() { lockStorage.lock() }
+    @inline(__always) public func unlock() { lockStorage.unlock() }
+
+    @inline(__always)
+    public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    /// Waits for a signal; the lock must be held.
+    public func wait() { pthread_cond_wait(condition, lockStorage.mutex) }
+
+    /// Waits for a signal or until `nanoseconds` have passed; the lock must be held.
+    public func wait(nanoseconds: UInt64) {
+        var now = timespec()
+        #if os(Linux)
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        #else
+        clock_gettime(CLOCK_REALTIME, &now)
+        #endif
+        let total = UInt64(now.tv_nsec) + nanoseconds
+        var deadline = timespec()
+        deadline.tv_sec = now.tv_sec + Int(total / 1_000_000_000)
+        deadline.tv_nsec = Int(total % 1_000_000_000)
+        pthread_cond_timedwait(condition, lockStorage.mutex, &deadline)
+    }
+
+    public func broadcast() { pthread_cond_broadcast(condition) }
+    public func signal() { pthread_cond_signal(condition) }
+}
+
+/// Runs `body` over the bytes of `array`, keeping `body`'s typed error (the standard library's
+/// `withUnsafeBytes` rethrows an untyped one).
+@inline(__always)
+public func withBytes<T, E: Error>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
+    let result: Result<T, E> = array.withUnsafeBytes { raw in
+        do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+    }
+    return try result.get()
+}
+
+/// Like ``withBytes(_:_:)`` for writing into `array`.
+@inline(__always)
+public func withMutableBytes<T, E: Error>(
+    _ array: inout [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws(E) -> T
+) throws(E) -> T {
+    let result: Result<T, E> = array.withUnsafeMutableBytes { raw in
+        do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+    }
+    return try result.get()
+}
+
+/// Starts a named OS thread running `body` (the log's background flusher uses one: it blocks
+/// in `fdatasync`, which must never occupy a Swift concurrency pool thread).
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    final class Box: @unchecked Sendable {
+        let name: String
+        let body: @Sendable () -> Void
+        init(name: String, body: @escaping @Sendable () -> Void) { self.name = name; self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(name: name, body: body))
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    #if os(Linux)
+    var thread = pthread_t()
+    #else
+    var thread: pthread_t?
+    #endif
+    let result = pthread_create(&thread, &attributes, { raw in
+        #if os(Linux)
+        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+        #else
+        let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+        #endif
+        box.body()
+        return nil
+    }, box.toOpaque())
+    precondition(result == 0, "pthread_create failed: \(result)")
+    pthread_detach(thread)
+}
+
+/// Monotonic nanoseconds, for measuring and for background timers (not for anything logged).
+public func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}

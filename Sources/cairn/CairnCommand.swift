@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct CairnCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cairn",
+        abstract: "Cairn: a persistent storage engine with a log-structured core.",
+        subcommands: [CheckCommand.self, BenchCommand.self, LogWriterCommand.self]
+    )
+}

@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import CairnStorage
+import CairnTesting
+import SystemPackage
+
+/// The child process of the log kill test: appends self-describing records from several
+/// threads and prints `ack WRITER SEQ INDEX` for each acknowledged one, until killed.
+struct LogWriterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log-writer", abstract: "Append test records until killed (crash tests).", shouldDisplay: false)
+
+    @Option var dir: String
+    @Option var mode: FsyncPolicy = .always
+    @Option var writers = 4
+    @Option var segmentSize = 1 << 20
+    @Option var maxRecords = 1_000_000
+
+    func run() throws {
+        let log = try Log.open(directory: FilePath(dir), options: LogOptions(fsyncPolicy: mode, segmentSize: segmentSize))
+        let output = Lock()
+        let done = ConditionLock()
+        nonisolated(unsafe) var finished = 0
+        let perWriter = UInt32(maxRecords / writers)
+        for writer in 0..<writers {
+            startThread(name: "writer-\(writer)") {
+                for sequence in 0..<perWriter {
+                    let payload = TestRecord.payload(writer: UInt32(writer), sequence: sequence)
+                    do {
+                        let index = try log.append(payload)
+                        output.withLock { writeLine(1, "ack \(writer) \(sequence) \(index)") }
+                    } catch {
+                        output.withLock { writeLine(1, "error \(error)") }
+                        break
+                    }
+                }
+                done.withLock { finished += 1; done.broadcast() }
+            }
+        }
+        let count = writers
+        done.withLock { while finished < count { done.wait() } }
+        try log.close()
+    }
+}
+
+extension FsyncPolicy: ExpressibleByArgument {}
+
+/// Writes a line straight to a file descriptor: no stdio buffer to lose when the process is killed.
+func writeLine(_ fd: Int32, _ text: String) {
+    var line = text + "\n"
+    line.withUTF8 { bytes in
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n <= 0 { return }
+            done += n
+        }
+    }
+}

@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CairnStorage
+
+/// A progress line on standard error for long operations, redrawn at most every half second
+/// and only when standard error is a terminal.
+final class Progress {
+    private let label: String
+    private let enabled = isatty(2) != 0
+    private var bytes = 0
+    private var lastDraw = monotonicNanoseconds()
+    private var drawn = false
+
+    init(label: String) { self.label = label }
+
+    func advance(bytes count: Int) {
+        bytes += count
+        guard enabled, bytes & 0xFFFF < count || count > 0xFFFF else { return }
+        let now = monotonicNanoseconds()
+        if now - lastDraw > 500_000_000 {
+            lastDraw = now
+            drawn = true
+            writeText(2, "\r\(label): \(formatBytes(bytes)) read")
+        }
+    }
+
+    func finish() {
+        if drawn { writeText(2, "\r\u{1B}[K") }
+    }
+}
+
+func writeText(_ fd: Int32, _ text: String) {
+    var copy = text
+    copy.withUTF8 { bytes in _ = write(fd, bytes.baseAddress, bytes.count) }
+}
