@@ -19,6 +19,8 @@ struct LogWriterCommand: ParsableCommand {
     @Option var writers = 4
     @Option var segmentSize = 1 << 20
     @Option var maxRecords = 1_000_000
+    @Option(help: "Added to writer ids, so several runs in one directory stay distinguishable.")
+    var writerOffset = 0
 
     func run() throws {
         let log = try Log.open(directory: FilePath(dir), options: LogOptions(fsyncPolicy: mode, segmentSize: segmentSize))
@@ -27,12 +29,13 @@ struct LogWriterCommand: ParsableCommand {
         nonisolated(unsafe) var finished = 0
         let perWriter = UInt32(maxRecords / writers)
         for writer in 0..<writers {
-            startThread(name: "writer-\(writer)") {
+            let id = writer + writerOffset
+            startThread(name: "writer-\(id)") {
                 for sequence in 0..<perWriter {
-                    let payload = TestRecord.payload(writer: UInt32(writer), sequence: sequence)
+                    let payload = TestRecord.payload(writer: UInt32(id), sequence: sequence)
                     do {
                         let index = try log.append(payload)
-                        output.withLock { writeLine(1, "ack \(writer) \(sequence) \(index)") }
+                        output.withLock { writeLine(1, "ack \(id) \(sequence) \(index)") }
                     } catch {
                         output.withLock { writeLine(1, "error \(error)") }
                         break

@@ -109,6 +109,17 @@ import Testing
         }
     }
 
+    @Test func aTrailerOtherThanA5IsRejectedEvenWithAMatchingChecksum() {
+        // Found by FuzzRecordDecoder: bytes whose checksum matches but whose trailer is wrong.
+        var bytes = encode(index: 1, payload: [])
+        for i in 24..<32 { bytes[i] = 0x61 }
+        let crc = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+        withUnsafeBytes(of: CRC32C.mask(crc).littleEndian) { for i in 0..<4 { bytes[i] = $0[i] } }
+        bytes.withUnsafeBytes { raw in
+            guard case .defect(.trailerMismatch) = LogFormat.decode(raw, at: 0) else { Issue.record("bad trailer accepted"); return }
+        }
+    }
+
     @Test func oversizedLengthIsRejectedBeforeTheChecksum() {
         var bytes = encode(index: 1, payload: [1, 2, 3])
         bytes[4] = 0xFF; bytes[5] = 0xFF; bytes[6] = 0xFF; bytes[7] = 0x7F

@@ -108,7 +108,7 @@ import Testing
         let log = try Log.open(directory: dataDirectory, options: options, fileSystem: disk)
         defer { try? log.close() }
         guard case .tornTail(let tail)? = log.recovery.problem else { Issue.record("not reported"); return }
-        #expect(tail.offset == start && tail.bytes == 60 && tail.defect == .checksumMismatch)
+        #expect(tail.offset == start && tail.bytes == 60 && tail.defect == .trailerMismatch)
         #expect(log.lastIndex == 9)
     }
 

@@ -63,6 +63,8 @@ public enum LogFormat {
         /// The length field points past the end of the file or above the limit.
         case lengthOutOfRange = "length out of range"
         case checksumMismatch = "checksum mismatch"
+        /// The trailer is not all 0xA5: most often the end of a write that never reached the disk.
+        case trailerMismatch = "trailer mismatch"
         /// The record is intact but its index is not the one expected next.
         case indexOutOfSequence = "index out of sequence"
         /// A zero header (the end of written data) followed by non-zero bytes.
@@ -104,6 +106,11 @@ public enum LogFormat {
         guard length <= maxPayloadLength else { return .defect(.lengthOutOfRange) }
         let size = recordSize(payloadLength: length)
         guard size <= remaining else { return .defect(.lengthOutOfRange) }
+        // The trailer is checked on its own (a checksum alone can be matched by crafted bytes),
+        // and first: it is cheap, and a torn write fails it.
+        for i in (headerSize + length)..<size where base.load(fromByteOffset: i, as: UInt8.self) != trailerByte {
+            return .defect(.trailerMismatch)
+        }
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: base + 4, count: size - 4))
         guard CRC32C.mask(crc) == storedCRC else { return .defect(.checksumMismatch) }
         return .record(Record(

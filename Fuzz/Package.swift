@@ -1,0 +1,25 @@
+// swift-tools-version: 6.1
+// libFuzzer targets for Cairn's decoders. Build and run with Fuzz/run (see Fuzz/README.md):
+//   swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -use-ld=lld
+import Foundation
+import PackageDescription
+
+// A path dependency's identity is its folder's name, which differs between checkouts.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let cairn = root.lastPathComponent.lowercased()
+
+let package = Package(
+    name: "CairnFuzz",
+    dependencies: [.package(path: root.path)],
+    targets: [
+        .executableTarget(
+            name: "FuzzRecordDecoder",
+            dependencies: [.product(name: "CairnStorage", package: cairn)]
+        ),
+        .executableTarget(
+            name: "FuzzSegmentScanner",
+            dependencies: [.product(name: "CairnStorage", package: cairn)]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,96 @@
+import CairnStorage
+import CairnTesting
+import Foundation
+import SystemPackage
+import Testing
+
+/// Locates the `cairn` executable built beside this test bundle.
+func cairnExecutable() throws -> URL {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    var candidates = [bundle.appendingPathComponent("cairn")]
+    candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("cairn"))
+    if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) { return found }
+    throw CairnTestError("the cairn executable is not beside the tests (\(candidates.map(\.path))); run `swift build` first")
+}
+
+struct CairnTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A child process whose standard output is collected on a background thread.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    private let pipe = Pipe()
+    private let lock = NSLock()
+    private var collected = Data()
+    private let reader = DispatchGroup()
+
+    init(_ executable: URL, _ arguments: [String]) throws {
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        reader.enter()
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.lock(); collected.append(chunk); lock.unlock()
+            }
+            reader.leave()
+        }
+    }
+
+    /// Kills with SIGKILL (by process id) and waits for it and for its output to end.
+    func killAndCollect() -> String {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        _ = reader.wait(timeout: .now() + 10)
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: collected, as: UTF8.self)
+    }
+}
+
+@Suite struct KillTests {
+    @Test func kill9DuringAlwaysAppendsLosesNothingAcknowledged() throws {
+        let executable = try cairnExecutable()
+        let directory = TemporaryDirectory("kill")
+        defer { directory.cleanup() }
+        var rng = SplitMix64(seed: UInt64(Date().timeIntervalSince1970))
+        var acks: [LogHistoryChecker.Ack] = []
+        let kills = 20
+        for run in 0..<kills {
+            let child = try ChildProcess(executable, [
+                "log-writer", "--dir", directory.path.string, "--mode", "always", "--writers", "4",
+                "--segment-size", "65536", "--writer-offset", "\(run * 10)", "--max-records", "200000",
+            ])
+            // Let it start and write for a random while (bounded), then kill -9.
+            let deadline = Date().addingTimeInterval(10)
+            let wait = Double.random(in: 0.15...0.5, using: &rng)
+            Thread.sleep(forTimeInterval: wait)
+            #expect(Date() < deadline)
+            let output = child.killAndCollect()
+            var runAcks = 0
+            for line in output.split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                guard fields.count == 4, fields[0] == "ack",
+                      let writer = UInt32(fields[1]), let sequence = UInt32(fields[2]), let index = UInt64(fields[3])
+                else { continue }
+                acks.append(.init(writer: writer, sequence: sequence, index: index))
+                runAcks += 1
+            }
+            var checker = LogHistoryChecker()
+            let log = try Log.open(directory: directory.path) { record in
+                checker.observe(index: record.index, payload: record.payload)
+            }
+            try log.close()
+            checker.check(acks: acks, mustBePresent: true)
+            #expect(checker.violations.isEmpty, "kill \(run): \(checker.violations.prefix(5))")
+            #expect(runAcks > 0 || run == 0, "kill \(run): the child acknowledged nothing in \(wait) s")
+        }
+        #expect(acks.count > 100, "too few acknowledged appends to mean anything: \(acks.count)")
+    }
+}
