@@ -12,13 +12,14 @@ let package = Package(
     name: "CairnFuzz",
     dependencies: [.package(path: root.path)],
     targets: [
+        .target(name: "FuzzDriver"),
         .executableTarget(
             name: "FuzzRecordDecoder",
-            dependencies: [.product(name: "CairnStorage", package: cairn)]
+            dependencies: ["FuzzDriver", .product(name: "CairnStorage", package: cairn)]
         ),
         .executableTarget(
             name: "FuzzSegmentScanner",
-            dependencies: [.product(name: "CairnStorage", package: cairn)]
+            dependencies: ["FuzzDriver", .product(name: "CairnStorage", package: cairn)]
         ),
     ],
     swiftLanguageModes: [.v6]

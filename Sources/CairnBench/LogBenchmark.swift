@@ -6,7 +6,10 @@ import Darwin
 import CairnStorage
 import Foundation
 import Histogram
+import Synchronization
 import SystemPackage
+
+private let directorySerial = Atomic<Int>(0)
 
 /// One measured row: a workload's rate and latency percentiles.
 public struct BenchResult: Sendable {
@@ -36,11 +39,24 @@ public struct LogBenchmark: Sendable {
         self.recoveryBytes = recoveryBytes
     }
 
+    /// A new, uniquely named directory under the scratch directory. Nothing is deleted between
+    /// rows: on a filesystem mounted with `discard`, deleting a preallocated segment issues a
+    /// TRIM that later journal commits wait for, which would slow the next row's syncs. The
+    /// caller removes the whole scratch directory at the end.
     private func freshDirectory(_ name: String) throws -> FilePath {
-        let path = directory.appending(name)
+        let path = directory.appending("\(name)-\(directorySerial.add(1, ordering: .relaxed).oldValue)")
         removeTree(path)
         try PosixFileSystem().createDirectory(path)
         return path
+    }
+
+    private func openLog(_ name: String, _ policy: FsyncPolicy) throws -> (Log, FilePath) {
+        let dir = try freshDirectory(name)
+        return (try Log.open(directory: dir, options: LogOptions(fsyncPolicy: policy)), dir)
+    }
+
+    private func batchNote(_ stats: LogStats) -> String {
+        String(format: "%.1f records/sync, largest batch %d", stats.meanBatchSize, stats.largestBatch)
     }
 
     /// `pwrite` of one record then `fdatasync`, in a loop: the disk's own commit rate.
@@ -49,7 +65,7 @@ public struct LogBenchmark: Sendable {
         let path = try freshDirectory("raw").appending("raw.dat")
         let fd = open(path.string, O_RDWR | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw DiskError(.open, path, Errno(rawValue: errno)) }
-        defer { close(fd); unlink(path.string) }
+        defer { close(fd) }
         if preallocated { _ = posix_fallocate(fd, 0, off_t(256 << 20)); fsync(fd) }
         let record = [UInt8](repeating: 0x5A, count: LogFormat.recordSize(payloadLength: recordSize))
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
@@ -74,9 +90,8 @@ public struct LogBenchmark: Sendable {
 
     /// One appender, blocking API, under `policy`.
     public func singleAppender(_ policy: FsyncPolicy, timed: Bool = true) throws -> BenchResult {
-        let dir = try freshDirectory("single-\(policy.rawValue)")
-        let log = try Log.open(directory: dir, options: LogOptions(fsyncPolicy: policy))
-        defer { try? log.close(); removeTree(dir) }
+        let (log, dir) = try openLog("single-\(policy.rawValue)", policy)
+        defer { try? log.close() }
         let payload = [UInt8](repeating: 0x42, count: recordSize)
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
         let start = monotonicNanoseconds()
@@ -110,12 +125,14 @@ public struct LogBenchmark: Sendable {
 
     /// `appenders` concurrent async tasks appending under `policy`: group commit at work.
     public func concurrentAppenders(_ policy: FsyncPolicy, appenders: Int) async throws -> BenchResult {
-        let dir = try freshDirectory("concurrent-\(policy.rawValue)")
-        let log = try Log.open(directory: dir, options: LogOptions(fsyncPolicy: policy))
-        defer { try? log.close(); removeTree(dir) }
+        let (log, dir) = try openLog("concurrent-\(policy.rawValue)", policy)
+        defer { try? log.close() }
         let payload = [UInt8](repeating: 0x42, count: recordSize)
         let start = monotonicNanoseconds()
         let end = start + UInt64(duration * 1e9)
+        // A task group: with Dispatch's global executor on Linux, detached tasks whose
+        // continuations are resumed from another thread (the flusher) starve detached tasks
+        // that have not started yet; a group's children do not.
         let merged = try await withThrowingTaskGroup(of: (Int, Histogram<UInt64>).self) { group in
             for _ in 0..<appenders {
                 group.addTask {
@@ -142,16 +159,14 @@ public struct LogBenchmark: Sendable {
         }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         var row = result("log \(policy.rawValue), \(appenders) appenders", merged.0, seconds, merged.1)
-        let stats = log.stats
-        row.note = String(format: "%.1f records/sync, largest batch %d", stats.meanBatchSize, stats.largestBatch)
+        row.note = batchNote(log.stats)
         return row
     }
 
     /// `appenders` OS threads appending through the blocking API under `policy`.
     public func threadAppenders(_ policy: FsyncPolicy, appenders: Int) throws -> BenchResult {
-        let dir = try freshDirectory("threads-\(policy.rawValue)")
-        let log = try Log.open(directory: dir, options: LogOptions(fsyncPolicy: policy))
-        defer { try? log.close(); removeTree(dir) }
+        let (log, dir) = try openLog("threads-\(policy.rawValue)", policy)
+        defer { try? log.close() }
         let payload = [UInt8](repeating: 0x42, count: recordSize)
         let start = monotonicNanoseconds()
         let end = start + UInt64(duration * 1e9)
@@ -186,16 +201,14 @@ public struct LogBenchmark: Sendable {
             return total
         }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
-        var row = result("log \(policy.rawValue), \(appenders) threads", count, seconds, merged)
-        let stats = log.stats
-        row.note = String(format: "%.1f records/sync, largest batch %d", stats.meanBatchSize, stats.largestBatch)
+        var row = result("log \(policy.rawValue), \(appenders) threads (blocking API)", count, seconds, merged)
+        row.note = batchNote(log.stats)
         return row
     }
 
     /// Writes a log of `recoveryBytes`, closes it, and times a reopen (verify every record).
     public func recoveryScan() throws -> BenchResult {
         let dir = try freshDirectory("recovery")
-        defer { removeTree(dir) }
         let payload = [UInt8](repeating: 0x33, count: 4000)
         let log = try Log.open(directory: dir, options: LogOptions(fsyncPolicy: .no))
         let perRecord = LogFormat.recordSize(payloadLength: payload.count)

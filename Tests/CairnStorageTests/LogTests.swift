@@ -123,6 +123,21 @@ import Testing
         #expect(stats.batchSizeBuckets.reduce(0, +) == stats.syncs)
     }
 
+    @Test func theGroupCommitTargetFallsBackToOneAfterABurst() async throws {
+        let disk = SimulatedFileSystem()
+        let log = try Log.open(directory: dataDirectory, options: LogOptions(fsyncPolicy: .always), fileSystem: disk)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<32 { group.addTask { for i in 0..<20 { try await log.append(payload(task + i)) } } }
+            try await group.waitForAll()
+        }
+        // The target follows batch sizes; one of 8 or more puts it where `x - x / 8` never left.
+        #expect(log.stats.largestBatch >= 8, "the burst did not batch: \(log.stats.largestBatch)")
+        // A lone appender afterwards: the target decays by at least one per sync.
+        for i in 0..<64 { try await log.append(payload(i)) }
+        #expect(log.stats.groupCommitTarget == 1, "a lone appender must not keep waiting for a batch")
+        try log.close()
+    }
+
     @Test func truncateAfterDropsASuffixAcrossSegments() throws {
         let disk = SimulatedFileSystem()
         let options = LogOptions(fsyncPolicy: .always, segmentSize: 4096)

@@ -1,4 +1,5 @@
 import CairnStorage
+import FuzzDriver
 
 /// Decodes records at every aligned offset of arbitrary bytes. Whatever decodes must re-encode
 /// to exactly the same bytes; nothing may crash or read out of bounds.
@@ -27,18 +28,7 @@ public func fuzzRecordDecoder(_ data: UnsafePointer<UInt8>, _ count: Int) -> CIn
 import Glibc
 #endif
 
-// SwiftPM links an executable's entry point as `FuzzRecordDecoder_main`; hand control to libFuzzer.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
 @_cdecl("FuzzRecordDecoder_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, count in
-        fuzzRecordDecoder(data ?? UnsafePointer(bitPattern: 1)!, count)
-    }
+    runLibFuzzer(argc, argv) { data, count in fuzzRecordDecoder(fuzzBytes(data), count) }
 }

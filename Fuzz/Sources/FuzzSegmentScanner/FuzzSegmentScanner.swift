@@ -1,4 +1,5 @@
 import CairnStorage
+import FuzzDriver
 
 /// Scans arbitrary bytes as a segment (the first index taken from the first 8 bytes) and checks
 /// the scanner's own promises: records are visited in index order, back to back, and the
@@ -24,18 +25,7 @@ public func fuzzSegmentScanner(_ data: UnsafePointer<UInt8>, _ count: Int) -> CI
     return 0
 }
 
-// SwiftPM links an executable's entry point as `FuzzSegmentScanner_main`; hand control to libFuzzer.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
 @_cdecl("FuzzSegmentScanner_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, count in
-        fuzzSegmentScanner(data ?? UnsafePointer(bitPattern: 1)!, count)
-    }
+    runLibFuzzer(argc, argv) { data, count in fuzzSegmentScanner(fuzzBytes(data), count) }
 }

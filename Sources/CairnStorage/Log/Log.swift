@@ -1,4 +1,8 @@
 import SystemPackage
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The append-only transaction log: records with consecutive 64-bit indexes in
 /// `log-<firstIndex>.seg` segments, committed under one of three ``FsyncPolicy``s.
@@ -25,7 +29,12 @@ public final class Log: @unchecked Sendable {
 
     private let fileSystem: any FileSystem
     private let directoryLock: any FileLock
-    private let state = ConditionLock()
+    private let state = Lock()
+    /// Threads blocked until the durable index moves, a sync ends, or the flusher stops.
+    private let progress: Condition
+    /// The background flusher waits here for work; only async waiters, policy changes and
+    /// closing wake it, so a blocking appender's syncs never cost it a context switch.
+    private let flusherWork: Condition
 
     // Everything below is guarded by `state`.
     private var options: LogOptions
@@ -39,6 +48,8 @@ public final class Log: @unchecked Sendable {
     private var failure: LogError?
     private var isClosed = false
     private var flusherRunning = false
+    /// How many threads wait on `progress`: it is signalled only when someone does.
+    private var blockedThreads = 0
     private var waiters: [Waiter] = []
     private var counters = LogStats()
     private var scratch: UnsafeMutableRawBufferPointer
@@ -52,9 +63,12 @@ public final class Log: @unchecked Sendable {
     /// Appends wait (or lead a sync) rather than let a batch grow past this.
     private let maxBatchBytes = 16 << 20
     /// Group commit gathering (async waiters): how many waiters recent syncs carried (a peak
-    /// that decays), when the first waiter of the coming batch arrived, and how long the last
-    /// sync took. The flusher waits for the batch to reach the peak, at most one sync's time.
+    /// that decays by an eighth, at least one, per sync), when the first waiter of the coming
+    /// batch arrived, and how long the last sync took. The flusher waits for the batch to reach
+    /// the peak, at most one sync's time.
     private var gatherTarget = 1
+    /// `waiters.count`, readable without the lock: the flusher polls it while it gathers.
+    private let waiterCount = Atomic<Int>(0)
     private var gatherStart: UInt64 = 0
     private var lastSyncNanoseconds: UInt64 = 0
     private let maxGatherNanoseconds: UInt64 = 200_000
@@ -119,6 +133,8 @@ public final class Log: @unchecked Sendable {
         self.fileSystem = fileSystem
         self.directoryLock = lock
         self.recovery = scan
+        self.progress = Condition(state)
+        self.flusherWork = Condition(state)
         self.scratch = .allocate(byteCount: 64 << 10, alignment: LogFormat.alignment)
         self.pending = .allocate(byteCount: 1 << 20, alignment: LogFormat.alignment)
         self.inflight = .allocate(byteCount: 1 << 20, alignment: LogFormat.alignment)
@@ -188,19 +204,23 @@ public final class Log: @unchecked Sendable {
 
     /// Writes one record to the OS and returns its index, without waiting for it to commit.
     public func submit(_ payload: UnsafeRawBufferPointer, term: UInt64 = 0) throws(LogError) -> UInt64 {
+        state.lock()
+        defer { state.unlock() }
+        return try submitLocked(payload, term: term)
+    }
+
+    private func submitLocked(_ payload: UnsafeRawBufferPointer, term: UInt64) throws(LogError) -> UInt64 {
         guard payload.count <= LogFormat.maxPayloadLength else {
             throw .payloadTooLarge(size: payload.count, limit: LogFormat.maxPayloadLength)
         }
         let size = LogFormat.recordSize(payloadLength: payload.count)
-        state.lock()
-        defer { state.unlock() }
         if let failure { throw failure }
         if isClosed { throw .closed }
         if active.writeOffset + size > active.capacity { try makeRoom(for: size) }
         let index = nextIndex
         if options.fsyncPolicy == .always {
             while pendingCount > 0 && pendingCount + size > maxBatchBytes {
-                if syncInProgress { state.wait() } else { syncLocked() }
+                if syncInProgress { waitForProgress() } else { syncLocked() }
                 if let failure { throw failure }
             }
             if pendingCount == 0 { pendingOffset = active.writeOffset }
@@ -249,8 +269,20 @@ public final class Log: @unchecked Sendable {
     /// Async form of ``append(_:term:)-7x9c0``: suspends (never blocks a thread) until committed.
     @discardableResult
     public func append(_ payload: [UInt8], term: UInt64 = 0) async throws(LogError) -> UInt64 {
-        let index = try withBytes(payload) { (raw) throws(LogError) -> UInt64 in try submit(raw, term: term) }
-        try await commit(index)
+        // Submit and wait under one acquisition of the lock: the hot path of async appenders.
+        var index: UInt64 = 0
+        let error: LogError? = await withUnsafeContinuation { continuation in
+            state.lock()
+            defer { state.unlock() }
+            do throws(LogError) {
+                index = try withBytes(payload) { (raw) throws(LogError) -> UInt64 in try submitLocked(raw, term: term) }
+            } catch {
+                continuation.resume(returning: error)
+                return
+            }
+            awaitCommitLocked(index, continuation)
+        }
+        if let error { throw error }
         return index
     }
 
@@ -272,7 +304,7 @@ public final class Log: @unchecked Sendable {
             switch statusLocked(index) {
             case .committed: return
             case .failed(let error): throw error
-            case .pending: if syncInProgress { state.wait() } else { syncLocked() }
+            case .pending: if syncInProgress { waitForProgress() } else { syncLocked() }
             }
         }
     }
@@ -290,17 +322,24 @@ public final class Log: @unchecked Sendable {
         let error: LogError? = await withUnsafeContinuation { continuation in
             state.lock()
             defer { state.unlock() }
-            switch statusLocked(index) {
-            case .committed: continuation.resume(returning: nil)
-            case .failed(let error): continuation.resume(returning: error)
-            case .pending:
-                waiters.append(Waiter(index: index, continuation: continuation))
-                if waiters.count == 1 { gatherStart = monotonicNanoseconds() }
-                // Wake the flusher when a batch starts and when it is as large as recent ones.
-                if !syncInProgress && (waiters.count == 1 || waiters.count >= gatherTarget) { state.broadcast() }
-            }
+            awaitCommitLocked(index, continuation)
         }
         if let error { throw error }
+    }
+
+    /// Resumes `continuation` now if `index` is settled, else queues it for the sync that will
+    /// cover it.
+    private func awaitCommitLocked(_ index: UInt64, _ continuation: UnsafeContinuation<LogError?, Never>) {
+        switch statusLocked(index) {
+        case .committed: continuation.resume(returning: nil)
+        case .failed(let error): continuation.resume(returning: error)
+        case .pending:
+            waiters.append(Waiter(index: index, continuation: continuation))
+            waiterCount.store(waiters.count, ordering: .relaxed)
+            if waiters.count == 1 { gatherStart = monotonicNanoseconds() }
+            // Wake the flusher when a batch starts and when it is as large as recent ones.
+            if !syncInProgress && (waiters.count == 1 || waiters.count >= gatherTarget) { flusherWork.signal() }
+        }
     }
 
     /// Makes everything written so far durable now, whatever the policy.
@@ -310,7 +349,7 @@ public final class Log: @unchecked Sendable {
         let target = nextIndex - 1
         while durableIndex < target {
             if let failure { throw failure }
-            if syncInProgress { state.wait() } else { syncLocked() }
+            if syncInProgress { waitForProgress() } else { syncLocked() }
         }
     }
 
@@ -339,15 +378,17 @@ public final class Log: @unchecked Sendable {
         syncInProgress = false
         if let syncError {
             fail(.writerFailed(syncError))
-            state.broadcast()
             return
         }
         if target > durableIndex { counters.recordBatch(records: target - durableIndex, nanoseconds: elapsed) }
         lastSyncNanoseconds = elapsed
         let ready = markDurable(target)
-        gatherTarget = max(ready.count, gatherTarget - gatherTarget / 8, 1)
-        if !waiters.isEmpty { gatherStart = monotonicNanoseconds() }
-        state.broadcast()
+        gatherTarget = max(ready.count, gatherTarget - max(1, gatherTarget / 8), 1)
+        if !waiters.isEmpty {
+            gatherStart = monotonicNanoseconds()
+            flusherWork.signal()  // async waiters remain: the flusher leads their sync
+        }
+        notifyProgress()
         if !ready.isEmpty {
             // Resume outside the lock: appenders submitting the next batch must not wait on it.
             state.unlock()
@@ -362,12 +403,14 @@ public final class Log: @unchecked Sendable {
         guard index > durableIndex else { return [] }
         durableIndex = index
         guard !waiters.isEmpty else { return [] }
-        var ready: [Waiter] = []
-        var pending: [Waiter] = []
-        for waiter in waiters {
-            if waiter.index <= index { ready.append(waiter) } else { pending.append(waiter) }
+        // Waiters usually all qualify: hand the whole list over without copying.
+        defer { waiterCount.store(waiters.count, ordering: .relaxed) }
+        if waiters.allSatisfy({ $0.index <= index }) {
+            defer { waiters = []; waiters.reserveCapacity(64) }
+            return waiters
         }
-        waiters = pending
+        let ready = waiters.filter { $0.index <= index }
+        waiters.removeAll { $0.index <= index }
         return ready
     }
 
@@ -375,13 +418,26 @@ public final class Log: @unchecked Sendable {
         if failure == nil { failure = error }
         for waiter in waiters { waiter.continuation.resume(returning: failure) }
         waiters.removeAll()
-        state.broadcast()
+        waiterCount.store(0, ordering: .relaxed)
+        notifyProgress()
+        flusherWork.signal()
+    }
+
+    /// Waits on `progress` (lock held), counted so that nobody signals an empty room.
+    private func waitForProgress() {
+        blockedThreads += 1
+        progress.wait()
+        blockedThreads -= 1
+    }
+
+    private func notifyProgress() {
+        if blockedThreads > 0 { progress.broadcast() }
     }
 
     /// Starts a new segment (or grows an empty one) so that a record of `size` bytes fits.
     private func makeRoom(for size: Int) throws(LogError) {
         if active.writeOffset > 0 {
-            while syncInProgress { state.wait() }
+            while syncInProgress { waitForProgress() }
             if let failure { throw failure }
         }
         do {
@@ -426,14 +482,22 @@ public final class Log: @unchecked Sendable {
             switch options.fsyncPolicy {
             case .always:
                 guard !waiters.isEmpty && !syncInProgress else {
-                    state.wait()
+                    flusherWork.wait()
                     continue
                 }
                 // Let the appenders the last sync resumed come back before the next one.
                 let deadline = gatherStart + min(lastSyncNanoseconds, maxGatherNanoseconds)
                 let now = monotonicNanoseconds()
                 if waiters.count < gatherTarget && now < deadline {
-                    state.wait(nanoseconds: deadline - now)
+                    // The appenders the last sync resumed come back within microseconds: poll
+                    // for them (yielding the core) rather than sleep, since a futex wake-up on a
+                    // virtual machine can take longer than the sync itself.
+                    let target = gatherTarget
+                    state.unlock()
+                    while waiterCount.load(ordering: .relaxed) < target && monotonicNanoseconds() < deadline {
+                        sched_yield()
+                    }
+                    state.lock()
                 } else {
                     syncLocked()
                 }
@@ -443,14 +507,14 @@ public final class Log: @unchecked Sendable {
                     if !syncInProgress && durableIndex < nextIndex - 1 { syncLocked() }
                     nextFlush = monotonicNanoseconds() + nanoseconds(options.everysecInterval)
                 } else {
-                    state.wait(nanoseconds: nextFlush - now)
+                    flusherWork.wait(nanoseconds: nextFlush - now)
                 }
             case .no:
-                state.wait()
+                flusherWork.wait()
             }
         }
         flusherRunning = false
-        state.broadcast()
+        notifyProgress()
         state.unlock()
     }
 
@@ -468,7 +532,7 @@ public final class Log: @unchecked Sendable {
             state.lock()
             defer { state.unlock() }
             guard newValue != options.fsyncPolicy, failure == nil, !isClosed else { return }
-            while syncInProgress { state.wait() }
+            while syncInProgress { waitForProgress() }
             // Records batched under `always` are written and synced before the switch, so that
             // none is acknowledged under the new policy without having reached the OS.
             if durableIndex < nextIndex - 1 { syncLocked() }
@@ -480,7 +544,7 @@ public final class Log: @unchecked Sendable {
                 return
             }
             options.fsyncPolicy = newValue
-            state.broadcast()
+            flusherWork.signal()
         }
     }
 
@@ -489,6 +553,7 @@ public final class Log: @unchecked Sendable {
             var copy = counters
             copy.writtenIndex = nextIndex - 1
             copy.durableIndex = durableIndex
+            copy.groupCommitTarget = gatherTarget
             return copy
         }
     }
@@ -517,7 +582,7 @@ public final class Log: @unchecked Sendable {
             throw .indexOutOfRange(index: index, first: firstIndex, last: nextIndex - 1)
         }
         if index == nextIndex - 1 { return }
-        while syncInProgress { state.wait() }
+        while syncInProgress { waitForProgress() }
         do {
             try writePendingLocked()
             let keepFrom = segmentFirstIndexes.lastIndex { $0 <= index + 1 } ?? 0
@@ -565,14 +630,16 @@ public final class Log: @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         if isClosed { return }
-        while syncInProgress { state.wait() }
+        while syncInProgress { waitForProgress() }
         if failure == nil && durableIndex < nextIndex - 1 { syncLocked() }
         isClosed = true
         let closingError = failure
         for waiter in waiters { waiter.continuation.resume(returning: closingError ?? .closed) }
         waiters.removeAll()
-        state.broadcast()
-        while flusherRunning { state.wait() }
+        waiterCount.store(0, ordering: .relaxed)
+        notifyProgress()
+        flusherWork.signal()
+        while flusherRunning { waitForProgress() }
         try? active.handle.close()
         directoryLock.unlock()
         if let closingError { throw closingError }

@@ -11,6 +11,9 @@ public struct LogStats: Sendable, Equatable {
     public var batchSizeBuckets = [UInt64](repeating: 0, count: 16)
     public var largestBatch: UInt64 = 0
     public var segmentsCreated: UInt64 = 0
+    /// The batch size the background flusher currently waits for before syncing (the recent
+    /// peak, decaying): 1 means it syncs as soon as anyone waits.
+    public var groupCommitTarget = 1
     /// Last index written to the OS, and last index known durable.
     public var writtenIndex: UInt64 = 0
     public var durableIndex: UInt64 = 0

@@ -8,7 +8,7 @@ import Darwin
 
 /// A pthread mutex in stable, heap-allocated storage (a pthread mutex must never move).
 public final class Lock: @unchecked Sendable {
-    fileprivate let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init() {
         mutex = .allocate(capacity: 1)
@@ -32,12 +32,13 @@ public final class Lock: @unchecked Sendable {
     }
 }
 
-/// A mutex with a condition variable: what group commit and background flushes wait on.
-public final class ConditionLock: @unchecked Sendable {
-    private let lockStorage = Lock()
+/// A condition variable tied to a ``Lock``: wait with the lock held.
+public final class Condition: @unchecked Sendable {
+    private let lock: Lock
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 
-    public init() {
+    public init(_ lock: Lock) {
+        self.lock = lock
         condition = .allocate(capacity: 1)
         condition.initialize(to: pthread_cond_t())
         #if os(Linux)
@@ -56,18 +57,8 @@ public final class ConditionLock: @unchecked Sendable {
         condition.deallocate()
     }
 
-    @inline(__always) public func lock() { lockStorage.lock() }
-    @inline(__always) public func unlock() { lockStorage.unlock() }
-
-    @inline(__always)
-    public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        lock()
-        defer { unlock() }
-        return try body()
-    }
-
     /// Waits for a signal; the lock must be held.
-    public func wait() { pthread_cond_wait(condition, lockStorage.mutex) }
+    public func wait() { pthread_cond_wait(condition, lock.mutex) }
 
     /// Waits for a signal or until `nanoseconds` have passed; the lock must be held.
     public func wait(nanoseconds: UInt64) {
@@ -81,11 +72,30 @@ public final class ConditionLock: @unchecked Sendable {
         var deadline = timespec()
         deadline.tv_sec = now.tv_sec + Int(total / 1_000_000_000)
         deadline.tv_nsec = Int(total % 1_000_000_000)
-        pthread_cond_timedwait(condition, lockStorage.mutex, &deadline)
+        pthread_cond_timedwait(condition, lock.mutex, &deadline)
     }
 
     public func broadcast() { pthread_cond_broadcast(condition) }
     public func signal() { pthread_cond_signal(condition) }
+}
+
+/// A mutex with one condition variable.
+public final class ConditionLock: @unchecked Sendable {
+    public let lock = Lock()
+    private lazy var condition = Condition(lock)
+
+    public init() {}
+
+    @inline(__always) public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try lock.withLock(body)
+    }
+
+    @inline(__always) public func lockNow() { lock.lock() }
+    @inline(__always) public func unlock() { lock.unlock() }
+    public func wait() { condition.wait() }
+    public func wait(nanoseconds: UInt64) { condition.wait(nanoseconds: nanoseconds) }
+    public func broadcast() { condition.broadcast() }
+    public func signal() { condition.signal() }
 }
 
 /// Runs `body` over the bytes of `array`, keeping `body`'s typed error (the standard library's
