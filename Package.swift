@@ -10,12 +10,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "CairnStorage", targets: ["CairnStorage"]),
+        .library(name: "Cairn", targets: ["Cairn"]),
         .library(name: "CairnTesting", targets: ["CairnTesting"]),
         .executable(name: "cairn", targets: ["cairn"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // Default traits pull a runtime interposer that is not available here.
         .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
@@ -40,9 +42,19 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The state machine (keyspace, later the znode tree) and the embedded Store over one log.
+        .target(
+            name: "Cairn",
+            dependencies: [
+                "CairnStorage",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .target(
             name: "CairnTesting",
-            dependencies: ["CairnStorage", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CairnStorage", "Cairn", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // Workloads shared by `cairn bench` and the Benchmarks/ targets.
         .target(
@@ -66,6 +78,10 @@ let package = Package(
         .testTarget(
             name: "CairnStorageTests",
             dependencies: ["CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "CairnTests",
+            dependencies: ["Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "LogBenchmarks",

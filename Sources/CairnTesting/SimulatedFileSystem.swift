@@ -138,6 +138,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     }
 
     private func crashLocked<R: RandomNumberGenerator>(_ mode: CrashMode, using rng: inout R) {
+        scheduledCrash = nil  // a crash, scheduled or not, ends the "process" that scheduled it
         do {
             var mode = mode
             if mode == .random {

@@ -1,0 +1,310 @@
+import DequeModule
+import HashTreeCollections
+
+/// Applying txns to the keyspace: deterministic in (state, txn, index). Lazy expiry is judged
+/// against the txn's own time, so replay decides exactly as validation did.
+extension Keyspace {
+    /// Redis's limit on a string value (proto-max-bulk-len).
+    public static let maxStringLength = 512 << 20
+
+    /// Applies every operation of `txn` in order; each gets its reply (an operation that fails
+    /// changes nothing, the others still apply, as in Redis's `EXEC`). Changes are appended to
+    /// `changes` when given.
+    public mutating func apply(_ txn: Txn, index: UInt64, changes: inout [KeyspaceChange]) -> [Reply] {
+        var context = ApplyContext(time: txn.time, index: index)
+        var replies: [Reply] = []
+        replies.reserveCapacity(txn.operations.count)
+        for operation in txn.operations {
+            replies.append(apply(operation, &context, &changes))
+        }
+        return replies
+    }
+
+    struct ApplyContext {
+        let time: Int64
+        let index: UInt64
+    }
+
+    // MARK: Primitives that record what they change
+
+    private mutating func put(_ key: Bytes, _ value: Value, expiresAt: Int64, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) {
+        let entry = Entry(value: value, expiresAt: expiresAt, version: context.index)
+        entries[key] = entry
+        changes.append(.put(key, entry))
+    }
+
+    private mutating func remove(_ key: Bytes, _ changes: inout [KeyspaceChange]) {
+        if entries.removeValue(forKey: key) != nil { changes.append(.remove(key)) }
+    }
+
+    /// The live entry; an expired one is removed as it is met (Redis deletes on access too).
+    private mutating func lookup(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) -> Entry? {
+        guard let entry = entries[key] else { return nil }
+        if entry.isExpired(at: context.time) {
+            remove(key, &changes)
+            return nil
+        }
+        return entry
+    }
+
+    private mutating func lookupString(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> (Bytes, Entry)? {
+        guard let entry = lookup(key, context, &changes) else { return nil }
+        guard case .string(let value) = entry.value else { throw .wrongType }
+        return (value, entry)
+    }
+
+    private func deadline(_ expiry: ExpiryChange, current: Entry?) -> Int64 {
+        switch expiry {
+        case .clear: return 0
+        case .keep: return current?.expiresAt ?? 0
+        case .at(let time): return time
+        }
+    }
+
+    // MARK: Operations
+
+    private mutating func apply(_ operation: Operation, _ context: inout ApplyContext, _ changes: inout [KeyspaceChange]) -> Reply {
+        do {
+            return try perform(operation, context, &changes)
+        } catch {
+            return .error(error)
+        }
+    }
+
+    private mutating func perform(_ operation: Operation, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> Reply {
+        switch operation {
+        case .set(let key, let value, let condition, let expiry, let returnOld):
+            let current = lookup(key, context, &changes)
+            var old: Reply = .null
+            if returnOld, let current {
+                guard case .string(let bytes) = current.value else { throw .wrongType }
+                old = .bulk(bytes)
+            }
+            let skip = (condition == .ifAbsent && current != nil) || (condition == .ifPresent && current == nil)
+            if skip { return returnOld ? old : .null }
+            let expiresAt = deadline(expiry, current: current)
+            if expiresAt != 0 && expiresAt <= context.time {
+                remove(key, &changes)  // a deadline already past: the key is gone at once
+            } else {
+                put(key, .string(value), expiresAt: expiresAt, context, &changes)
+            }
+            return returnOld ? old : .ok
+
+        case .setMany(let keys, let values, let onlyIfNoneExist):
+            if onlyIfNoneExist {
+                for key in keys where lookup(key, context, &changes) != nil { return .integer(0) }
+            }
+            for (key, value) in zip(keys, values) { put(key, .string(value), expiresAt: 0, context, &changes) }
+            return onlyIfNoneExist ? .integer(1) : .ok
+
+        case .delete(let keys):
+            var removed: Int64 = 0
+            for key in keys where lookup(key, context, &changes) != nil {
+                remove(key, &changes)
+                removed += 1
+            }
+            return .integer(removed)
+
+        case .incrementBy(let key, let delta):
+            let current = try lookupString(key, context, &changes)
+            var number: Int64 = 0
+            if let (bytes, _) = current {
+                guard let parsed = RedisNumbers.parseInteger(bytes) else { throw .notAnInteger }
+                number = parsed
+            }
+            let (sum, overflow) = number.addingReportingOverflow(delta)
+            if overflow { throw .overflow }
+            put(key, .string(RedisNumbers.format(sum)), expiresAt: current?.1.expiresAt ?? 0, context, &changes)
+            return .integer(sum)
+
+        case .incrementByFloat(let key, let delta):
+            let current = try lookupString(key, context, &changes)
+            var number = 0.0
+            if let (bytes, _) = current {
+                guard let parsed = RedisNumbers.parseFloat(bytes) else { throw .notAFloat }
+                number = parsed
+            }
+            let sum = number + delta
+            guard sum.isFinite else { throw .nanOrInfinity }
+            let formatted = RedisNumbers.format(sum)
+            put(key, .string(formatted), expiresAt: current?.1.expiresAt ?? 0, context, &changes)
+            return .bulk(formatted)
+
+        case .append(let key, let suffix):
+            let current = try lookupString(key, context, &changes)
+            var bytes = current?.0.storage ?? []
+            guard bytes.count + suffix.count <= Keyspace.maxStringLength else { throw .stringTooLong }
+            bytes.append(contentsOf: suffix.storage)
+            put(key, .string(Bytes(bytes)), expiresAt: current?.1.expiresAt ?? 0, context, &changes)
+            return .integer(Int64(bytes.count))
+
+        case .getDelete(let key):
+            guard let (bytes, _) = try lookupString(key, context, &changes) else { return .null }
+            remove(key, &changes)
+            return .bulk(bytes)
+
+        case .getExpire(let key, let expiry):
+            guard let (bytes, entry) = try lookupString(key, context, &changes) else { return .null }
+            let expiresAt = deadline(expiry, current: entry)
+            if expiresAt != 0 && expiresAt <= context.time {
+                remove(key, &changes)
+            } else if expiresAt != entry.expiresAt {
+                put(key, entry.value, expiresAt: expiresAt, context, &changes)
+            }
+            return .bulk(bytes)
+
+        case .expire(let key, let at, let condition):
+            guard let entry = lookup(key, context, &changes) else { return .integer(0) }
+            let current = entry.expiresAt
+            let allowed: Bool
+            switch condition {
+            case .always: allowed = true
+            case .ifNoExpiry: allowed = current == 0
+            case .ifHasExpiry: allowed = current != 0
+            case .ifGreater: allowed = current != 0 && at > current
+            case .ifLess: allowed = current == 0 || at < current
+            }
+            guard allowed else { return .integer(0) }
+            if at <= context.time {
+                remove(key, &changes)
+            } else {
+                put(key, entry.value, expiresAt: at, context, &changes)
+            }
+            return .integer(1)
+
+        case .persist(let key):
+            guard let entry = lookup(key, context, &changes), entry.expiresAt != 0 else { return .integer(0) }
+            put(key, entry.value, expiresAt: 0, context, &changes)
+            return .integer(1)
+
+        case .rename(let source, let destination, let onlyIfAbsent):
+            guard let entry = lookup(source, context, &changes) else { throw .noSuchKey }
+            if source == destination { return onlyIfAbsent ? .integer(0) : .ok }
+            if onlyIfAbsent && lookup(destination, context, &changes) != nil { return .integer(0) }
+            remove(source, &changes)
+            put(destination, entry.value, expiresAt: entry.expiresAt, context, &changes)
+            return onlyIfAbsent ? .integer(1) : .ok
+
+        case .flushAll:
+            entries = TreeDictionary()
+            changes.append(.clear)
+            return .ok
+
+        case .push(let key, let values, let left, let onlyIfExists):
+            let current = lookup(key, context, &changes)
+            var list: Deque<Bytes>
+            if let current {
+                guard case .list(let existing) = current.value else { throw .wrongType }
+                list = existing
+            } else {
+                if onlyIfExists { return .integer(0) }
+                list = Deque()
+            }
+            if left { for value in values { list.prepend(value) } } else { list.append(contentsOf: values) }
+            put(key, .list(list), expiresAt: current?.expiresAt ?? 0, context, &changes)
+            return .integer(Int64(list.count))
+
+        case .pop(let key, let count, let left):
+            guard let current = lookup(key, context, &changes) else { return count == nil ? .null : .nullArray }
+            guard case .list(var list) = current.value else { throw .wrongType }
+            let take = min(Int(count ?? 1), list.count)
+            var popped: [Reply] = []
+            popped.reserveCapacity(take)
+            for _ in 0..<take { popped.append(.bulk(left ? list.removeFirst() : list.removeLast())) }
+            if list.isEmpty { remove(key, &changes) } else if take > 0 {
+                put(key, .list(list), expiresAt: current.expiresAt, context, &changes)
+            }
+            if count == nil { return popped.first ?? .null }
+            return .array(popped)
+
+        case .listRemove(let key, let count, let value):
+            guard let current = lookup(key, context, &changes) else { return .integer(0) }
+            guard case .list(let list) = current.value else { throw .wrongType }
+            var kept = Array(list)
+            var removed: Int64 = 0
+            let limit = count == 0 ? Int64.max : count.magnitude > UInt64(Int64.max) ? Int64.max : Int64(count.magnitude)
+            if count >= 0 {
+                var result: [Bytes] = []
+                for item in kept { if item == value && removed < limit { removed += 1 } else { result.append(item) } }
+                kept = result
+            } else {
+                var result: [Bytes] = []
+                for item in kept.reversed() { if item == value && removed < limit { removed += 1 } else { result.append(item) } }
+                kept = result.reversed()
+            }
+            if removed > 0 {
+                if kept.isEmpty { remove(key, &changes) } else { put(key, .list(Deque(kept)), expiresAt: current.expiresAt, context, &changes) }
+            }
+            return .integer(removed)
+
+        case .listTrim(let key, let start, let stop):
+            guard let current = lookup(key, context, &changes) else { return .ok }
+            guard case .list(let list) = current.value else { throw .wrongType }
+            let range = ListRange.resolve(start: start, stop: stop, count: list.count)
+            if range.isEmpty {
+                remove(key, &changes)
+            } else if range.count != list.count {
+                put(key, .list(Deque(list[range])), expiresAt: current.expiresAt, context, &changes)
+            }
+            return .ok
+
+        case .hashSet(let key, let fields, let values):
+            let current = lookup(key, context, &changes)
+            var hash = TreeDictionary<Bytes, Bytes>()
+            if let current {
+                guard case .hash(let existing) = current.value else { throw .wrongType }
+                hash = existing
+            }
+            var added: Int64 = 0
+            for (field, value) in zip(fields, values) where hash.updateValue(value, forKey: field) == nil { added += 1 }
+            put(key, .hash(hash), expiresAt: current?.expiresAt ?? 0, context, &changes)
+            return .integer(added)
+
+        case .hashDelete(let key, let fields):
+            guard let current = lookup(key, context, &changes) else { return .integer(0) }
+            guard case .hash(var hash) = current.value else { throw .wrongType }
+            var removed: Int64 = 0
+            for field in fields where hash.removeValue(forKey: field) != nil { removed += 1 }
+            if hash.isEmpty { remove(key, &changes) } else if removed > 0 {
+                put(key, .hash(hash), expiresAt: current.expiresAt, context, &changes)
+            }
+            return .integer(removed)
+
+        case .hashIncrementBy(let key, let field, let delta):
+            let current = lookup(key, context, &changes)
+            var hash = TreeDictionary<Bytes, Bytes>()
+            if let current {
+                guard case .hash(let existing) = current.value else { throw .wrongType }
+                hash = existing
+            }
+            var number: Int64 = 0
+            if let bytes = hash[field] {
+                guard let parsed = RedisNumbers.parseInteger(bytes) else { throw .hashValueNotInteger }
+                number = parsed
+            }
+            let (sum, overflow) = number.addingReportingOverflow(delta)
+            if overflow { throw .overflow }
+            hash[field] = RedisNumbers.format(sum)
+            put(key, .hash(hash), expiresAt: current?.expiresAt ?? 0, context, &changes)
+            return .integer(sum)
+
+        case .compareAndDelete(let key, let token):
+            guard let (bytes, _) = try lookupString(key, context, &changes), bytes == token else { return .integer(0) }
+            remove(key, &changes)
+            return .integer(1)
+        }
+    }
+}
+
+/// Redis's list index rules: negative counts from the end, out-of-range ends are clamped.
+public enum ListRange {
+    public static func resolve(start: Int64, stop: Int64, count: Int) -> Range<Int> {
+        let n = Int64(count)
+        var from = start < 0 ? n + start : start
+        var to = stop < 0 ? n + stop : stop
+        if from < 0 { from = 0 }
+        if from > to || from >= n { return 0..<0 }
+        if to >= n { to = n - 1 }
+        return Int(from)..<Int(to + 1)
+    }
+}

@@ -1,0 +1,201 @@
+import CairnStorage
+import DequeModule
+import SystemPackage
+
+/// Settings of a ``Store``.
+public struct StoreOptions: Sendable {
+    public var fsyncPolicy: FsyncPolicy
+    public var segmentSize: Int
+    public var clock: any Clock
+    public var fileSystem: any FileSystem
+
+    public init(
+        fsyncPolicy: FsyncPolicy = .everysec, segmentSize: Int = 64 << 20,
+        clock: any Clock = SystemClock(), fileSystem: any FileSystem = PosixFileSystem()
+    ) {
+        self.fsyncPolicy = fsyncPolicy
+        self.segmentSize = segmentSize
+        self.clock = clock
+        self.fileSystem = fileSystem
+    }
+}
+
+/// Why the store could not open or write.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    case log(LogError)
+    /// A record passed its checksum but is not a txn this build can read.
+    case undecodableTxn(index: UInt64, TxnCodec.DecodeError)
+    case closed
+
+    public var description: String {
+        switch self {
+        case .log(let error): return error.description
+        case .undecodableTxn(let index, let error): return "log record \(index) is not a valid txn: \(error)"
+        case .closed: return "store is closed"
+        }
+    }
+}
+
+/// The embedded store: one log, one state machine, two APIs (keys and, later, znodes).
+///
+/// ```swift
+/// let store = try Store.open(directory: "/var/lib/cairn", options: StoreOptions(fsyncPolicy: .always))
+/// try store.set("greeting", "hello")
+/// let value = try store.get("greeting")      // "hello"
+/// try await store.incr("visits")             // async form: suspends while the sync runs
+/// try store.close()
+/// ```
+///
+/// Write path: a request is validated against the **head** state (committed plus accepted but
+/// not yet durable) and becomes one txn, or an error with nothing logged. The txn is logged;
+/// once the log commits it (after the `fdatasync` under `always`), its changes are applied to
+/// the **committed** state, which is all that readers ever see. Both states are persistent
+/// maps sharing structure, so a read view is an O(1) copy taken without the writer's lock.
+public final class Store: @unchecked Sendable {
+    public let directory: FilePath
+    public let log: Log
+    let clock: any Clock
+
+    /// Guards `head`, `pending`, `encodeBuffer`, `failure`.
+    private let writer = Lock()
+    private var head: Keyspace
+    /// Txns logged but not yet applied to `committed`, in index order, with their changes.
+    private var pending = Deque<(index: UInt64, changes: [KeyspaceChange])>()
+    private var encodeBuffer: [UInt8] = []
+    private var failure: StoreError?
+
+    /// Guards `committed` (held only to copy it or swap it).
+    private let readLock = Lock()
+    private var committed: Keyspace
+
+    private init(directory: FilePath, log: Log, state: Keyspace, clock: any Clock) {
+        self.directory = directory
+        self.log = log
+        self.head = state
+        self.committed = state
+        self.clock = clock
+    }
+
+    /// Opens (creating if needed) the store in `directory`: recovers the log and replays every
+    /// txn into the state. A torn log tail is cut (see `log.recovery`); any other damage throws.
+    public static func open(directory: FilePath, options: StoreOptions = StoreOptions()) throws(StoreError) -> Store {
+        var state = Keyspace()
+        var scratch: [KeyspaceChange] = []
+        let logOptions = LogOptions(fsyncPolicy: options.fsyncPolicy, segmentSize: options.segmentSize)
+        do {
+            let log = try Log.open(directory: directory, options: logOptions, fileSystem: options.fileSystem) { record in
+                let txn: Txn
+                do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {
+                    throw StoreError.undecodableTxn(index: record.index, error)
+                }
+                _ = state.apply(txn, index: record.index, changes: &scratch)
+                scratch.removeAll(keepingCapacity: true)
+            }
+            return Store(directory: directory, log: log, state: state, clock: options.clock)
+        } catch let error as StoreError {
+            throw error
+        } catch let error as LogError {
+            throw .log(error)
+        } catch {
+            preconditionFailure("unexpected error \(error)")
+        }
+    }
+
+    /// Makes everything written durable and closes the log.
+    public func close() throws(StoreError) {
+        do { try log.close() } catch { throw .log(error) }
+    }
+
+    // MARK: Writing
+
+    /// Decides `operations` as one txn against the head state and logs it if it changes
+    /// anything. Returns the replies and the index to wait for before answering (the txn's own,
+    /// or, for a txn that changed nothing, the last one its answer may depend on).
+    private func decide(_ operations: [Operation], guards: [(Bytes, UInt64?)]) throws(StoreError) -> (replies: [Reply]?, wait: UInt64) {
+        writer.lock()
+        defer { writer.unlock() }
+        if let failure { throw failure }
+        let lastLogged = log.lastIndex
+        let now = clock.nowMilliseconds()
+        for (key, version) in guards where head.live(key, at: now)?.version != version {
+            return (nil, lastLogged)  // a watched key changed: the transaction is not run
+        }
+        let txn = Txn(time: now, operations: operations)
+        let index = lastLogged + 1
+        var changes: [KeyspaceChange] = []
+        let replies = head.apply(txn, index: index, changes: &changes)
+        if changes.isEmpty { return (replies, lastLogged) }
+        TxnCodec.encode(txn, into: &encodeBuffer)
+        do {
+            let logged = try withBytes(encodeBuffer) { (raw) throws(LogError) -> UInt64 in try log.submit(raw) }
+            precondition(logged == index, "the log assigned \(logged), the store expected \(index)")
+        } catch {
+            // Head now holds a change the log refused: nothing more can be decided safely.
+            failure = .log(error)
+            throw .log(error)
+        }
+        if log.fsyncPolicy == .always {
+            pending.append((index, changes))
+        } else {
+            // Committed once written to the OS: publish at once, sharing head's structure.
+            publishLocked(through: index)
+        }
+        return (replies, index)
+    }
+
+    /// Applies logged txns up to `index` to the committed state and publishes it.
+    private func publish(through index: UInt64) {
+        writer.lock()
+        defer { writer.unlock() }
+        publishLocked(through: index)
+    }
+
+    private func publishLocked(through index: UInt64) {
+        var next = readLock.withLock { committed }
+        while let first = pending.first, first.index <= index {
+            for change in first.changes { next.apply(change) }
+            pending.removeFirst()
+        }
+        if pending.isEmpty { next = head }  // caught up: share head's structure again
+        readLock.withLock { committed = next }
+    }
+
+    /// Runs `operations` as one txn and returns once it is committed under the fsync policy.
+    /// With `guards` (key, version or nil for absent), nothing runs and nil is returned when a
+    /// guarded key changed: what `WATCH` + `EXEC` needs.
+    public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) throws(StoreError) -> [Reply]? {
+        let (replies, index) = try decide(operations, guards: guards)
+        do { try log.waitForCommit(index) } catch { throw .log(error) }
+        publish(through: log.durableOrWrittenIndex(index))
+        return replies
+    }
+
+    /// Async form of ``execute(_:guards:)``: suspends while the sync runs, never blocks a thread.
+    public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) async throws(StoreError) -> [Reply]? {
+        let (replies, index) = try decide(operations, guards: guards)
+        do { try await log.commit(index) } catch { throw .log(error) }
+        publish(through: log.durableOrWrittenIndex(index))
+        return replies
+    }
+
+    /// Runs one operation and returns its reply.
+    func run(_ operation: Operation) throws(StoreError) -> Reply {
+        try execute([operation])![0]
+    }
+
+    func run(_ operation: Operation) async throws(StoreError) -> Reply {
+        try await execute([operation])![0]
+    }
+
+    // MARK: Reading
+
+    /// A consistent view of the committed state at this moment, and the time to judge expiry by.
+    public func readView() -> (keyspace: Keyspace, now: Int64) {
+        (readLock.withLock { committed }, clock.nowMilliseconds())
+    }
+}
+
+extension Log {
+    /// The highest index known committed once `index` is: everything durable, at least `index`.
+    func durableOrWrittenIndex(_ index: UInt64) -> UInt64 { Swift.max(index, durableLogIndex) }
+}

@@ -1,0 +1,59 @@
+import Cairn
+import CairnTesting
+import Testing
+
+@Suite struct TxnCodecTests {
+    static let operations: [Operation] = [
+        .set("k", "v", condition: .ifAbsent, expiry: .at(1_700_000_000_123), returnOld: true),
+        .set(Bytes([0, 255]), Bytes([]), condition: .always, expiry: .keep, returnOld: false),
+        .set("k", "v", condition: .ifPresent, expiry: .clear, returnOld: false),
+        .setMany(keys: ["a", "b"], values: ["1", "2"], onlyIfNoneExist: true),
+        .delete(["a", "b", "c"]),
+        .incrementBy("n", Int64.min),
+        .incrementBy("n", Int64.max),
+        .incrementByFloat("f", -0.1),
+        .append("s", "tail"),
+        .getDelete("g"),
+        .getExpire("g", .at(-5)),
+        .expire("e", at: 42, condition: .ifLess),
+        .persist("p"),
+        .rename("a", to: "b", onlyIfAbsent: true),
+        .flushAll,
+        .push("l", ["x", "y"], left: true, onlyIfExists: false),
+        .pop("l", count: 3, left: false),
+        .pop("l", count: nil, left: true),
+        .listRemove("l", count: -2, value: "x"),
+        .listTrim("l", start: -3, stop: 7),
+        .hashSet("h", fields: ["f"], values: ["v"]),
+        .hashDelete("h", fields: ["f", "g"]),
+        .hashIncrementBy("h", field: "n", -9),
+        .compareAndDelete("lock", token: "t"),
+    ]
+
+    @Test func everyOperationRoundTrips() throws {
+        for operation in Self.operations {
+            let txn = Txn(time: 1_700_000_000_000, operations: [operation])
+            #expect(try TxnCodec.decode(TxnCodec.encode(txn)) == txn, "\(operation)")
+        }
+        let all = Txn(time: -1, operations: Self.operations)
+        #expect(try TxnCodec.decode(TxnCodec.encode(all)) == all)
+    }
+
+    @Test func damagedOrForeignBytesAreRejectedNotTrusted() {
+        let bytes = TxnCodec.encode(Txn(time: 5, operations: Self.operations))
+        for cut in 0..<bytes.count {
+            #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode(Array(bytes[0..<cut])) }
+        }
+        #expect(throws: TxnCodec.DecodeError.unsupportedVersion(9)) { try TxnCodec.decode([9, 0, 0]) }
+        #expect(throws: TxnCodec.DecodeError.trailingBytes(offset: bytes.count)) { try TxnCodec.decode(bytes + [0]) }
+        #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 1, 99]) }
+        // A count far beyond the bytes present is refused before anything is allocated for it.
+        #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 0xFF, 0xFF, 0xFF, 0x7F]) }
+        var rng = SplitMix64(seed: 3)
+        for _ in 0..<2000 {
+            var mutated = bytes
+            mutated[Int(rng.next() % UInt64(mutated.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+            _ = try? TxnCodec.decode(mutated)  // must not crash
+        }
+    }
+}
