@@ -21,6 +21,10 @@ let package = Package(
             name: "FuzzSegmentScanner",
             dependencies: ["FuzzDriver", .product(name: "CairnStorage", package: cairn)]
         ),
+        .executableTarget(
+            name: "FuzzTxnDecoder",
+            dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn)]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

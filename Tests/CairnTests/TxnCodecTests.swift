@@ -1,9 +1,10 @@
+import Foundation
 import Cairn
 import CairnTesting
 import Testing
 
 @Suite struct TxnCodecTests {
-    static let operations: [Operation] = [
+    static let operations: [Cairn.Operation] = [
         .set("k", "v", condition: .ifAbsent, expiry: .at(1_700_000_000_123), returnOld: true),
         .set(Bytes([0, 255]), Bytes([]), condition: .always, expiry: .keep, returnOld: false),
         .set("k", "v", condition: .ifPresent, expiry: .clear, returnOld: false),
@@ -47,13 +48,33 @@ import Testing
         #expect(throws: TxnCodec.DecodeError.unsupportedVersion(9)) { try TxnCodec.decode([9, 0, 0]) }
         #expect(throws: TxnCodec.DecodeError.trailingBytes(offset: bytes.count)) { try TxnCodec.decode(bytes + [0]) }
         #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 1, 99]) }
+        // Found by FuzzTxnDecoder: an overlong varint (a final zero group) is not canonical.
+        #expect(throws: TxnCodec.DecodeError.malformedVarint(offset: 1)) { try TxnCodec.decode([1, 0xFF, 0xFF, 0xFE, 0x00, 0x00]) }
         // A count far beyond the bytes present is refused before anything is allocated for it.
         #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 0xFF, 0xFF, 0xFF, 0x7F]) }
+        // Found by FuzzTxnDecoder: a logged pop with a negative count is refused, not trusted.
+        var keyspace = Keyspace()
+        var changes: [KeyspaceChange] = []
+        _ = keyspace.apply(Txn(time: 0, operations: [.push("l", ["a"], left: true, onlyIfExists: false)]), index: 1, changes: &changes)
+        #expect(keyspace.apply(Txn(time: 0, operations: [.pop("l", count: -3, left: true)]), index: 2, changes: &changes) == [.error(.mustBePositive)])
         var rng = SplitMix64(seed: 3)
         for _ in 0..<2000 {
             var mutated = bytes
             mutated[Int(rng.next() % UInt64(mutated.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
             _ = try? TxnCodec.decode(mutated)  // must not crash
         }
+    }
+}
+
+/// Writes the txn fuzzer's seed corpus when CAIRN_WRITE_FUZZ_SEEDS names a folder.
+@Suite struct TxnSeedCorpus {
+    @Test func writeSeedsWhenAsked() throws {
+        guard let folder = ProcessInfo.processInfo.environment["CAIRN_WRITE_FUZZ_SEEDS"] else { return }
+        for (i, operation) in TxnCodecTests.operations.enumerated() {
+            let bytes = TxnCodec.encode(Txn(time: 1_700_000_000_000, operations: [operation]))
+            FileManager.default.createFile(atPath: "\(folder)/op-\(i)", contents: Data(bytes))
+        }
+        let all = TxnCodec.encode(Txn(time: 7, operations: TxnCodecTests.operations))
+        FileManager.default.createFile(atPath: "\(folder)/all", contents: Data(all))
     }
 }

@@ -279,7 +279,7 @@ extension Store {
 
     public func lindex(_ key: Bytes, _ index: Int64) throws -> Bytes? {
         guard let list = try list(key) else { return nil }
-        let i = index < 0 ? Int64(list.count) + index : index
+        let i = index < 0 ? (index < -Int64(list.count) ? -1 : Int64(list.count) + index) : index
         return i >= 0 && i < Int64(list.count) ? list[Int(i)] : nil
     }
 

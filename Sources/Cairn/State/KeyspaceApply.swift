@@ -205,9 +205,10 @@ extension Keyspace {
             return .integer(Int64(list.count))
 
         case .pop(let key, let count, let left):
+            if let count, count < 0 { throw .mustBePositive }
             guard let current = lookup(key, context, &changes) else { return count == nil ? .null : .nullArray }
             guard case .list(var list) = current.value else { throw .wrongType }
-            let take = min(Int(count ?? 1), list.count)
+            let take = Int(min(count ?? 1, Int64(list.count)))
             var popped: [Reply] = []
             popped.reserveCapacity(take)
             for _ in 0..<take { popped.append(.bulk(left ? list.removeFirst() : list.removeLast())) }
@@ -300,8 +301,9 @@ extension Keyspace {
 public enum ListRange {
     public static func resolve(start: Int64, stop: Int64, count: Int) -> Range<Int> {
         let n = Int64(count)
-        var from = start < 0 ? n + start : start
-        var to = stop < 0 ? n + stop : stop
+        // From the end without overflow: any index below -n means "before the first".
+        var from = start < 0 ? (start < -n ? 0 : n + start) : start
+        var to = stop < 0 ? (stop < -n ? -1 : n + stop) : stop
         if from < 0 { from = 0 }
         if from > to || from >= n { return 0..<0 }
         if to >= n { to = n - 1 }

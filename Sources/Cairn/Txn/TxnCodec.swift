@@ -12,7 +12,8 @@ import CairnStorage
 /// Fields: byte strings as varint length + bytes; integers as zigzag varints; a `Double` as
 /// 8 bytes little-endian; a flag or enum as 1 byte; a list as varint count + items; an
 /// ``ExpiryChange`` as 1 byte (0 clear, 1 keep, 2 at) followed, for `at`, by the time.
-/// Decoding checks every length against the bytes left and rejects unknown tags and versions.
+/// Decoding checks every length against the bytes left and rejects unknown tags and versions
+/// and overlong varints, so the encoding is canonical: bytes that decode re-encode to themselves.
 public enum TxnCodec {
     public static let version: UInt8 = 1
     public static let maxOperations = 1 << 20
@@ -179,7 +180,11 @@ public enum TxnCodec {
                 let b = try byte()
                 if shift == 63 && b > 1 { throw .malformedVarint(offset: start) }
                 result |= UInt64(b & 0x7F) << shift
-                if b & 0x80 == 0 { return result }
+                if b & 0x80 == 0 {
+                    // Canonical only: a final zero group after others is an overlong encoding.
+                    if b == 0 && shift > 0 { throw .malformedVarint(offset: start) }
+                    return result
+                }
                 shift += 7
                 if shift > 63 { throw .malformedVarint(offset: start) }
             }
