@@ -61,6 +61,7 @@ let package = Package(
             name: "CairnBench",
             dependencies: [
                 "CairnStorage",
+                "Cairn",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

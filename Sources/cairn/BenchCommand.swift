@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cairn
 import CairnBench
 import CairnStorage
 import Foundation
@@ -8,9 +9,93 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Cairn: throughput and latency, side by side with baselines in one run.",
-        subcommands: [LogBenchCommand.self],
-        defaultSubcommand: LogBenchCommand.self
+        subcommands: [StoreBenchCommand.self, LogBenchCommand.self],
+        defaultSubcommand: StoreBenchCommand.self
     )
+}
+
+/// `cairn bench` (`cairn bench store`): the embedded store, each persistence mode and operation.
+struct StoreBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Benchmark the embedded store: each fsync policy × operation × client count.",
+        discussion: "Operations: \(StoreBenchmark.Workload.allCases.map(\.rawValue).joined(separator: ", ")). The znode operations come with the znode tree."
+    )
+
+    @Option(help: "Comma-separated fsync policies.")
+    var modes = "always,everysec,no"
+    @Option(help: "Comma-separated operations.")
+    var ops = "set,get,incr,lpush"
+    @Option(help: "Comma-separated numbers of concurrent clients.")
+    var clients = "1,64"
+    @Option(help: "Value size in bytes.")
+    var valueSize = 100
+    @Option(help: "Seconds per measurement.")
+    var seconds = 1.0
+    @Option(help: "Keys written for the reopen measurement (0 to skip).")
+    var reopenKeys = 1_000_000
+    @Option(help: "Scratch directory (removed afterwards).")
+    var dir = "/tmp/cairn-bench-store"
+    @Flag(help: "Print one JSON object per line instead of a table.")
+    var json = false
+
+    func run() async throws {
+        let modeList = try modes.split(separator: ",").map { name in
+            guard let mode = FsyncPolicy(rawValue: String(name)) else { throw ValidationError("unknown mode '\(name)' (always, everysec, no)") }
+            return mode
+        }
+        let opList = try ops.split(separator: ",").map { name in
+            guard let op = StoreBenchmark.Workload(rawValue: String(name)) else {
+                throw ValidationError("unknown op '\(name)'; available: \(StoreBenchmark.Workload.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return op
+        }
+        let clientList = try clients.split(separator: ",").map { text in
+            guard let n = Int(text), n >= 1, n <= 4096 else { throw ValidationError("clients must be 1...4096, not '\(text)'") }
+            return n
+        }
+        let root = FilePath(dir)
+        removeTree(root)
+        try PosixFileSystem().createDirectory(root)
+        defer { removeTree(root) }
+        let bench = StoreBenchmark(directory: root, seconds: seconds, valueSize: valueSize)
+        if !json {
+            print("cairn bench: \(valueSize)-byte values, 16-byte keys, \(seconds) s per row, \(dir)")
+            print(pad("mode", 10) + pad("op", 8) + pad("clients", 8, right: true) + pad("ops", 11, right: true)
+                  + pad("ops/s", 12, right: true) + pad("p50 us", 9, right: true) + pad("p99 us", 9, right: true)
+                  + pad("p999 us", 9, right: true) + pad("log MB", 9, right: true) + pad("reopen ms", 11, right: true))
+        }
+        for mode in modeList {
+            for op in opList {
+                for clientCount in clientList {
+                    let row = try await bench.run(op, mode: mode, clients: clientCount)
+                    let r = row.result
+                    func micro(_ v: Double?) -> String { String(format: "%.1f", v ?? 0) }
+                    if json {
+                        print("{\"mode\":\"\(mode.rawValue)\",\"op\":\"\(row.workload)\",\"clients\":\(clientCount),\"ops\":\(r.operations),"
+                              + "\"ops_per_sec\":\(String(format: "%.1f", r.perSecond)),\"p50_us\":\(micro(r.p50Microseconds)),"
+                              + "\"p99_us\":\(micro(r.p99Microseconds)),\"p999_us\":\(micro(r.p999Microseconds)),"
+                              + "\"bytes_on_disk\":\(row.bytesOnDisk),\"reopen_ms\":\(String(format: "%.1f", row.reopenMilliseconds))}")
+                    } else {
+                        print(pad(mode.rawValue, 10) + pad(row.workload, 8) + pad("\(clientCount)", 8, right: true)
+                              + pad("\(r.operations)", 11, right: true) + pad(String(format: "%.0f", r.perSecond), 12, right: true)
+                              + pad(micro(r.p50Microseconds), 9, right: true) + pad(micro(r.p99Microseconds), 9, right: true)
+                              + pad(micro(r.p999Microseconds), 9, right: true)
+                              + pad(String(format: "%.1f", Double(row.bytesOnDisk) / 1e6), 9, right: true)
+                              + pad(String(format: "%.0f", row.reopenMilliseconds), 11, right: true))
+                    }
+                }
+            }
+        }
+        if reopenKeys > 0 {
+            let (secondsTaken, bytes) = try bench.reopen(keys: reopenKeys)
+            if json {
+                print("{\"measure\":\"reopen\",\"keys\":\(reopenKeys),\"log_bytes\":\(bytes),\"seconds\":\(String(format: "%.3f", secondsTaken))}")
+            } else {
+                print(String(format: "\nreopen of %d keys from the log alone (%.0f MB): %.2f s", reopenKeys, Double(bytes) / 1e6, secondsTaken))
+            }
+        }
+    }
 }
 
 /// `cairn bench log`: the transaction log against the disk's raw `pwrite + fdatasync` rate.

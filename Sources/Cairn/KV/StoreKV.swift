@@ -1,4 +1,3 @@
-import DequeModule
 import HashTreeCollections
 
 /// A key's lifetime as a caller states it; the store turns it into an absolute deadline.
@@ -263,7 +262,7 @@ extension Store {
         _ = try value(run(.listTrim(key, start: start, stop: stop)))
     }
 
-    private func list(_ key: Bytes) throws -> Deque<Bytes>? {
+    private func list(_ key: Bytes) throws -> PersistentList? {
         let (keyspace, now) = readView()
         guard let entry = keyspace.live(key, at: now) else { return nil }
         guard case .list(let list) = entry.value else { throw KVError.wrongType }
@@ -274,7 +273,7 @@ extension Store {
 
     public func lrange(_ key: Bytes, _ start: Int64, _ stop: Int64) throws -> [Bytes] {
         guard let list = try list(key) else { return [] }
-        return Array(list[ListRange.resolve(start: start, stop: stop, count: list.count)])
+        return list.elements(in: ListRange.resolve(start: start, stop: stop, count: list.count))
     }
 
     public func lindex(_ key: Bytes, _ index: Int64) throws -> Bytes? {

@@ -1,10 +1,9 @@
-import DequeModule
 import HashTreeCollections
 
 /// What a key holds: Redis's string, list and hash types.
 public enum Value: Sendable, Equatable {
     case string(Bytes)
-    case list(Deque<Bytes>)
+    case list(PersistentList)
     case hash(TreeDictionary<Bytes, Bytes>)
 
     /// The name `TYPE` answers.

@@ -1,4 +1,3 @@
-import DequeModule
 import HashTreeCollections
 
 /// The key-value space: a persistent hash trie, so a copy (a read view, a snapshot) is O(1)

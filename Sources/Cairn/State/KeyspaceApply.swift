@@ -1,4 +1,3 @@
-import DequeModule
 import HashTreeCollections
 
 /// Applying txns to the keyspace: deterministic in (state, txn, index). Lazy expiry is judged
@@ -192,15 +191,15 @@ extension Keyspace {
 
         case .push(let key, let values, let left, let onlyIfExists):
             let current = lookup(key, context, &changes)
-            var list: Deque<Bytes>
+            var list: PersistentList
             if let current {
                 guard case .list(let existing) = current.value else { throw .wrongType }
                 list = existing
             } else {
                 if onlyIfExists { return .integer(0) }
-                list = Deque()
+                list = PersistentList()
             }
-            if left { for value in values { list.prepend(value) } } else { list.append(contentsOf: values) }
+            if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
             put(key, .list(list), expiresAt: current?.expiresAt ?? 0, context, &changes)
             return .integer(Int64(list.count))
 
@@ -234,7 +233,7 @@ extension Keyspace {
                 kept = result.reversed()
             }
             if removed > 0 {
-                if kept.isEmpty { remove(key, &changes) } else { put(key, .list(Deque(kept)), expiresAt: current.expiresAt, context, &changes) }
+                if kept.isEmpty { remove(key, &changes) } else { put(key, .list(PersistentList(kept)), expiresAt: current.expiresAt, context, &changes) }
             }
             return .integer(removed)
 
@@ -245,7 +244,7 @@ extension Keyspace {
             if range.isEmpty {
                 remove(key, &changes)
             } else if range.count != list.count {
-                put(key, .list(Deque(list[range])), expiresAt: current.expiresAt, context, &changes)
+                put(key, .list(PersistentList(list.elements(in: range))), expiresAt: current.expiresAt, context, &changes)
             }
             return .ok
 

@@ -50,18 +50,19 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 /// not yet durable) and becomes one txn, or an error with nothing logged. The txn is logged;
 /// once the log commits it (after the `fdatasync` under `always`), its changes are applied to
 /// the **committed** state, which is all that readers ever see. Both states are persistent
-/// maps sharing structure, so a read view is an O(1) copy taken without the writer's lock.
+/// maps sharing keys and values, so a read view is an O(1) copy taken without the writer's lock.
 public final class Store: @unchecked Sendable {
     public let directory: FilePath
     public let log: Log
     let clock: any Clock
 
-    /// Guards `head`, `pending`, `encodeBuffer`, `failure`.
+    /// Guards `head`, `pending`, the buffers, `failure`.
     private let writer = Lock()
     private var head: Keyspace
     /// Txns logged but not yet applied to `committed`, in index order, with their changes.
     private var pending = Deque<(index: UInt64, changes: [KeyspaceChange])>()
     private var encodeBuffer: [UInt8] = []
+    private var changeBuffer: [KeyspaceChange] = []
     private var failure: StoreError?
 
     /// Guards `committed` (held only to copy it or swap it).
@@ -122,9 +123,9 @@ public final class Store: @unchecked Sendable {
         }
         let txn = Txn(time: now, operations: operations)
         let index = lastLogged + 1
-        var changes: [KeyspaceChange] = []
-        let replies = head.apply(txn, index: index, changes: &changes)
-        if changes.isEmpty { return (replies, lastLogged) }
+        changeBuffer.removeAll(keepingCapacity: true)
+        let replies = head.apply(txn, index: index, changes: &changeBuffer)
+        if changeBuffer.isEmpty { return (replies, lastLogged) }
         TxnCodec.encode(txn, into: &encodeBuffer)
         do {
             let logged = try withBytes(encodeBuffer) { (raw) throws(LogError) -> UInt64 in try log.submit(raw) }
@@ -134,11 +135,11 @@ public final class Store: @unchecked Sendable {
             failure = .log(error)
             throw .log(error)
         }
-        if log.fsyncPolicy == .always {
-            pending.append((index, changes))
+        if log.fsyncPolicy == .always || !pending.isEmpty {
+            pending.append((index, changeBuffer))
         } else {
-            // Committed once written to the OS: publish at once, sharing head's structure.
-            publishLocked(through: index)
+            // Committed once written to the OS: make it visible at once.
+            readLock.withLock { for change in changeBuffer { committed.apply(change) } }
         }
         return (replies, index)
     }
@@ -150,14 +151,17 @@ public final class Store: @unchecked Sendable {
         publishLocked(through: index)
     }
 
+    /// Head and committed are two tries that share keys and values but not nodes: each change
+    /// is applied to both in place. (Re-sharing head's structure would make the next write copy
+    /// its whole path of nodes; a reader holding a view still gets copy-on-write.)
     private func publishLocked(through index: UInt64) {
-        var next = readLock.withLock { committed }
-        while let first = pending.first, first.index <= index {
-            for change in first.changes { next.apply(change) }
-            pending.removeFirst()
+        guard let first = pending.first, first.index <= index else { return }
+        readLock.withLock {
+            while let first = pending.first, first.index <= index {
+                for change in first.changes { committed.apply(change) }
+                pending.removeFirst()
+            }
         }
-        if pending.isEmpty { next = head }  // caught up: share head's structure again
-        readLock.withLock { committed = next }
     }
 
     /// Runs `operations` as one txn and returns once it is committed under the fsync policy.
