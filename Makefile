@@ -1,10 +1,10 @@
-# Quick start (README):  make bench   — build in release and run the benchmark table
+# Quick start (README):  make bench   — build in release and run the store benchmark table
 #                        make test    — build, run every test, and a short fuzz smoke run
 SWIFT ?= swift
 BENCH_ARGS ?=
 FUZZ_SECONDS ?= 15
 
-.PHONY: deps build release test bench fuzz fuzz-smoke clean
+.PHONY: deps build release test bench bench-log fuzz fuzz-smoke clean
 
 deps:
 	@scripts/install-deps
@@ -22,6 +22,9 @@ test: deps
 	$(MAKE) fuzz-smoke
 
 bench: release
+	.build/release/cairn bench $(BENCH_ARGS)
+
+bench-log: release
 	.build/release/cairn bench log $(BENCH_ARGS)
 
 fuzz-smoke: deps
