@@ -70,6 +70,7 @@ let package = Package(
             name: "cairn",
             dependencies: [
                 "CairnStorage",
+                "Cairn",
                 "CairnBench",
                 "CairnTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

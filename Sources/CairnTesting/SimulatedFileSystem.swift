@@ -4,7 +4,7 @@ import SystemPackage
 /// A disk in memory that knows which bytes are durable, for crash and fault tests.
 ///
 /// It keeps, per file, the bytes a power cut would leave (`durable`) and the operations since
-/// the last ``FileHandle/syncData()``; per directory, the entries changes since the last
+/// the last ``DiskFile/syncData()``; per directory, the entries changes since the last
 /// ``syncDirectory(_:)``. ``crash(_:using:)`` throws away what a power cut may throw away, in
 /// one of the ways a real disk and page cache may (``CrashMode``); every handle and lock opened
 /// before it becomes invalid, as if the process had died.
@@ -85,7 +85,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     private var operationCount = 0
     private var scheduledCrash: (at: Int, mode: CrashMode, rng: SplitMix64)?
 
-    /// Disk operations performed so far (each FileSystem and FileHandle call counts one).
+    /// Disk operations performed so far (each FileSystem and DiskFile call counts one).
     public var operations: Int { lock.withLock { operationCount } }
 
     /// Crashes, in `mode`, just before the `operation`-th disk operation from now: that call and
@@ -261,8 +261,8 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
 
     // MARK: FileSystem
 
-    public func open(_ path: FilePath, create: Bool) throws(DiskError) -> any FileHandle {
-        try lock.withLock { () throws(DiskError) -> any FileHandle in
+    public func open(_ path: FilePath, create: Bool) throws(DiskError) -> any DiskFile {
+        try lock.withLock { () throws(DiskError) -> any DiskFile in
             try checkFault(.open, path)
             if entries[path.string] == nil {
                 guard create else { throw DiskError(.open, path, .noSuchFileOrDirectory) }
@@ -385,7 +385,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     }
 }
 
-final class SimulatedFileHandle: FileHandle, @unchecked Sendable {
+final class SimulatedFileHandle: DiskFile, @unchecked Sendable {
     let disk: SimulatedFileSystem
     let path: FilePath
     let file: SimulatedFileSystem.File

@@ -6,12 +6,12 @@ import SystemPackage
 /// (`CairnTesting.SimulatedFileSystem`); production uses ``PosixFileSystem``.
 ///
 /// Durability model (the one POSIX gives): bytes written to a file reach the OS at once and
-/// survive the process being killed; they survive a power cut only after ``FileHandle/syncData()``.
+/// survive the process being killed; they survive a power cut only after ``DiskFile/syncData()``.
 /// A new, removed or renamed directory entry survives a power cut only after
 /// ``syncDirectory(_:)`` of its directory.
 public protocol FileSystem: Sendable {
     /// Opens a file for reading and writing, creating it when `create` is set.
-    func open(_ path: FilePath, create: Bool) throws(DiskError) -> any FileHandle
+    func open(_ path: FilePath, create: Bool) throws(DiskError) -> any DiskFile
     /// Names of the entries of a directory (no `.` or `..`), in no particular order.
     func listDirectory(_ path: FilePath) throws(DiskError) -> [String]
     /// Creates a directory (and its parents) when it does not exist.
@@ -28,7 +28,7 @@ public protocol FileSystem: Sendable {
 
 /// An open file. Writes go to the OS at once (a `pwrite`, or a copy into a shared mapping);
 /// ``syncData()`` makes them durable.
-public protocol FileHandle: AnyObject, Sendable {
+public protocol DiskFile: AnyObject, Sendable {
     var path: FilePath { get }
     /// The file's size in bytes.
     func size() throws(DiskError) -> Int
@@ -54,7 +54,7 @@ public protocol FileLock: AnyObject, Sendable {
     func unlock()
 }
 
-extension FileHandle {
+extension DiskFile {
     /// Reads exactly `count` bytes at `offset` (fewer only at the end of the file).
     public func readBytes(at offset: Int, count: Int) throws(DiskError) -> [UInt8] {
         var result = [UInt8](repeating: 0, count: count)

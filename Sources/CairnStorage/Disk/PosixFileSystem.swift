@@ -17,7 +17,7 @@ import SystemPackage
 public struct PosixFileSystem: FileSystem {
     public init() {}
 
-    public func open(_ path: FilePath, create: Bool) throws(DiskError) -> any FileHandle {
+    public func open(_ path: FilePath, create: Bool) throws(DiskError) -> any DiskFile {
         do {
             let fd = try FileDescriptor.open(
                 path, .readWrite, options: create ? [.create, .closeOnExec] : [.closeOnExec],
@@ -106,7 +106,7 @@ final class PosixFileLock: FileLock, @unchecked Sendable {
 ///
 /// Thread safety: reads, writes and `syncData` may run concurrently; mapping, truncating and
 /// closing must not race with writes (the log serialises them).
-final class PosixFileHandle: FileHandle, @unchecked Sendable {
+final class PosixFileHandle: DiskFile, @unchecked Sendable {
     let path: FilePath
     private let fd: FileDescriptor
     private var mapping: UnsafeMutableRawPointer?

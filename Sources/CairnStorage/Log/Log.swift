@@ -79,12 +79,12 @@ public final class Log: @unchecked Sendable {
     }
 
     final class ActiveSegment: @unchecked Sendable {
-        let handle: any FileHandle
+        let handle: any DiskFile
         let name: String
         let firstIndex: UInt64
         var capacity: Int
         var writeOffset: Int
-        init(handle: any FileHandle, name: String, firstIndex: UInt64, capacity: Int, writeOffset: Int) {
+        init(handle: any DiskFile, name: String, firstIndex: UInt64, capacity: Int, writeOffset: Int) {
             self.handle = handle
             self.name = name
             self.firstIndex = firstIndex
@@ -592,7 +592,7 @@ public final class Log: @unchecked Sendable {
             }
             let keptFirst = segmentFirstIndexes[keepFrom]
             segmentFirstIndexes.removeSubrange((keepFrom + 1)...)
-            let handle: any FileHandle
+            let handle: any DiskFile
             if keptFirst == active.firstIndex {
                 handle = active.handle
             } else {
