@@ -1,7 +1,9 @@
 import Cairn
 
-/// The crash drill's writes: a seeded, numbered sequence whose effect on the state does not
-/// depend on when it runs (deadlines are absolute and far in the future), so a model can
+/// The crash drill's writes: a seeded, numbered mix of key-value and znode writes whose effect
+/// on the state does not
+/// depend on when it runs (deadlines are absolute and far in the future; the znode times are the
+/// txn's own, which the model does not compare), so a model can
 /// compute the state after any prefix exactly.
 public struct DrillWorkload: Sendable {
     public let seed: UInt64
@@ -15,7 +17,11 @@ public struct DrillWorkload: Sendable {
         var rng = SplitMix64(seed: seed ^ (UInt64(number) &* 0x9E37_79B9_7F4A_7C15))
         let key = Bytes("drill:\(rng.next() % 64)")
         let value = Bytes("v\(number)")
-        switch rng.next() % 10 {
+        let node = "/drill\(rng.next() % 4)" + (rng.next() % 2 == 0 ? "/n\(rng.next() % 8)" : "")
+        switch rng.next() % 13 {
+        case 10: return .createNode(path: node, data: value, kind: .persistent, sequential: rng.next() % 4 == 0, ttl: 0, owner: 0)
+        case 11: return .setNodeData(path: node, data: value, version: -1)
+        case 12: return .deleteNode(path: node, version: -1)
         case 0, 1: return .set(key, value, condition: .always, expiry: .clear, returnOld: false)
         case 2: return .incrementBy(Bytes("counter:\(rng.next() % 8)"), 1)
         case 3: return .push(Bytes("queue:\(rng.next() % 4)"), [value], left: false, onlyIfExists: false)
@@ -33,9 +39,9 @@ public struct DrillWorkload: Sendable {
 /// state after every logged txn.
 public struct DrillModel {
     public let workload: DrillWorkload
-    private var state = Keyspace()
+    private var state = StoreState()
     /// states[k]: the state after k logged txns.
-    public private(set) var states: [Keyspace] = [Keyspace()]
+    public private(set) var states: [StoreState] = [StoreState()]
     /// loggedBefore[n]: how many txns operations 0..<n logged.
     public private(set) var loggedBefore: [Int] = [0]
 
@@ -43,10 +49,10 @@ public struct DrillModel {
 
     /// Runs the model through operation `number - 1`.
     public mutating func advance(through count: Int) {
-        var changes: [KeyspaceChange] = []
+        var changes = StoreState.Changes()
         while loggedBefore.count <= count {
             let number = loggedBefore.count - 1
-            changes.removeAll(keepingCapacity: true)
+            changes = StoreState.Changes()
             var next = state
             _ = next.apply(Txn(time: 0, operations: [workload.operation(number)]), index: UInt64(states.count), changes: &changes)
             if !changes.isEmpty {
@@ -64,5 +70,21 @@ public struct DrillModel {
         var number = 0
         while loggedBefore[number + 1] < logged { number += 1 }
         return number + 1
+    }
+}
+
+extension DrillModel {
+    /// True when `state` is the model's state after `logged` txns: the keyspace exactly, the
+    /// tree exactly but for ctime and mtime (the wall-clock times the writer decided at).
+    public func matches(_ state: StoreState, afterLogged logged: Int) -> Bool {
+        let expected = states[logged]
+        guard state.keyspace == expected.keyspace, state.tree.count == expected.tree.count else { return false }
+        for (path, node) in expected.tree.nodes {
+            guard var actual = state.tree.nodes[path] else { return false }
+            var wanted = node
+            (actual.stat.ctime, actual.stat.mtime, wanted.stat.ctime, wanted.stat.mtime) = (0, 0, 0, 0)
+            if actual != wanted { return false }
+        }
+        return true
     }
 }

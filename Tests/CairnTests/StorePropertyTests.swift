@@ -9,7 +9,13 @@ import Testing
         let key = Bytes("k\(rng.next() % 12)")
         let other = Bytes("k\(rng.next() % 12)")
         let value = Bytes("v\(rng.next() % 1000)")
-        switch rng.next() % 14 {
+        let node = "/n\(rng.next() % 4)" + (rng.next() % 2 == 0 ? "/c\(rng.next() % 3)" : "")
+        switch rng.next() % 19 {
+        case 14: return .createNode(path: node, data: value, kind: [.persistent, .ephemeral, .container][Int(rng.next() % 3)],
+                                    sequential: rng.next() % 3 == 0, ttl: 0, owner: 7)
+        case 15: return .setNodeData(path: node, data: value, version: rng.next() % 2 == 0 ? -1 : Int32(rng.next() % 3))
+        case 16: return .deleteNode(path: node, version: -1)
+        case 17: return .multi([.checkNode(path: "/n0", version: -1), .createNode(path: node, data: value, kind: .persistent, sequential: false, ttl: 0, owner: 0)])
         case 0: return .set(key, value, condition: [.always, .ifAbsent, .ifPresent][Int(rng.next() % 3)],
                             expiry: rng.next() % 3 == 0 ? .at(now + Int64(rng.next() % 5000)) : .clear, returnOld: rng.next() % 2 == 0)
         case 1: return .incrementBy(key, Int64(rng.next() % 100) - 50)
@@ -56,14 +62,14 @@ import Testing
             // states[k]: the state after the k-th logged txn, from a model that applies each
             // txn before the store runs it, so that a txn in flight at the crash (logged, maybe
             // written, never acknowledged) has its state too. Copies are O(1).
-            var model = Keyspace()
-            var states: [Keyspace] = [model]
+            var model = StoreState()
+            var states: [StoreState] = [model]
             var acknowledged = 0
             disk.scheduleCrash(afterOperations: Int(rng.next() % 200) + 1, mode: modes[Int(seed) % modes.count], seed: seed)
             for _ in 0..<200 {
                 let batch = [Self.randomOperation(&rng, now: clock.nowMilliseconds())]
                 var next = model
-                var changes: [KeyspaceChange] = []
+                var changes = StoreState.Changes()
                 _ = next.apply(Txn(time: clock.nowMilliseconds(), operations: batch), index: UInt64(states.count), changes: &changes)
                 let logs = !changes.isEmpty
                 guard (try? store.execute(batch)) != nil else {
@@ -75,13 +81,13 @@ import Testing
                     states.append(model)
                     acknowledged = states.count - 1
                 }
-                #expect(store.readView().keyspace == model, "seed \(seed): the store and the model disagree")
+                #expect(store.stateView() == model, "seed \(seed): the store and the model disagree")
                 clock.advance(milliseconds: Int64(rng.next() % 20))
             }
             try? store.close()
             if !disk.hasCrashed { disk.crash(.dropUnsynced, seed: seed) }
             let recovered = try reopen(disk, clock: clock, policy: policy)
-            let state = recovered.readView().keyspace
+            let state = recovered.stateView()
             let recoveredCount = Int(recovered.log.lastIndex)
             try recovered.close()
             #expect(recoveredCount < states.count, "seed \(seed): more txns recovered than were logged")

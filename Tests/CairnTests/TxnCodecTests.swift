@@ -53,8 +53,8 @@ import Testing
         // A count far beyond the bytes present is refused before anything is allocated for it.
         #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 0xFF, 0xFF, 0xFF, 0x7F]) }
         // Found by FuzzTxnDecoder: a logged pop with a negative count is refused, not trusted.
-        var keyspace = Keyspace()
-        var changes: [KeyspaceChange] = []
+        var keyspace = StoreState()
+        var changes = StoreState.Changes()
         _ = keyspace.apply(Txn(time: 0, operations: [.push("l", ["a"], left: true, onlyIfExists: false)]), index: 1, changes: &changes)
         #expect(keyspace.apply(Txn(time: 0, operations: [.pop("l", count: -3, left: true)]), index: 2, changes: &changes) == [.error(.mustBePositive)])
         var rng = SplitMix64(seed: 3)

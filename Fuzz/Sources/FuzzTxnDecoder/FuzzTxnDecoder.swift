@@ -8,8 +8,8 @@ public func fuzzTxnDecoder(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     guard let txn = try? TxnCodec.decode(bytes) else { return 0 }
     let encoded = TxnCodec.encode(txn)
     precondition(encoded.elementsEqual(bytes), "re-encoding differs")
-    var keyspace = Keyspace()
-    var changes: [KeyspaceChange] = []
+    var keyspace = StoreState()
+    var changes = StoreState.Changes()
     let replies = keyspace.apply(txn, index: 1, changes: &changes)
     precondition(replies.count == txn.operations.count)
     return 0

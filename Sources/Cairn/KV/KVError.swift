@@ -41,4 +41,11 @@ public enum Reply: Sendable, Equatable {
     /// An array reply that is absent (RESP2 `*-1`), e.g. `LPOP key 2` on a missing key.
     case nullArray
     case error(KVError)
+    /// A znode was created at `path` (the sequential name, if any).
+    case created(path: String, stat: Stat)
+    case stat(Stat)
+    case treeError(TreeError)
+    /// A `multi` that failed: one code per operation (0 before the failure, the failure's code,
+    /// then RuntimeInconsistency), as ZooKeeper answers.
+    case multiFailed(codes: [Int32])
 }

@@ -6,17 +6,11 @@ extension Keyspace {
     /// Redis's limit on a string value (proto-max-bulk-len).
     public static let maxStringLength = 512 << 20
 
-    /// Applies every operation of `txn` in order; each gets its reply (an operation that fails
-    /// changes nothing, the others still apply, as in Redis's `EXEC`). Changes are appended to
-    /// `changes` when given.
-    public mutating func apply(_ txn: Txn, index: UInt64, changes: inout [KeyspaceChange]) -> [Reply] {
-        var context = ApplyContext(time: txn.time, index: index)
-        var replies: [Reply] = []
-        replies.reserveCapacity(txn.operations.count)
-        for operation in txn.operations {
-            replies.append(apply(operation, &context, &changes))
-        }
-        return replies
+    /// Applies one key-value operation of a txn decided at `time`, logged at `index`. An
+    /// operation that fails changes nothing; the txn's others still apply, as in Redis's `EXEC`.
+    mutating func apply(_ operation: Operation, time: Int64, index: UInt64, changes: inout [KeyspaceChange]) -> Reply {
+        var context = ApplyContext(time: time, index: index)
+        return apply(operation, &context, &changes)
     }
 
     struct ApplyContext {
@@ -292,6 +286,9 @@ extension Keyspace {
             guard let (bytes, _) = try lookupString(key, context, &changes), bytes == token else { return .integer(0) }
             remove(key, &changes)
             return .integer(1)
+
+        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi:
+            preconditionFailure("tree operations are applied by ZTree")
         }
     }
 }

@@ -58,18 +58,18 @@ public final class Store: @unchecked Sendable {
 
     /// Guards `head`, `pending`, the buffers, `failure`.
     private let writer = Lock()
-    private var head: Keyspace
+    private var head: StoreState
     /// Txns logged but not yet applied to `committed`, in index order, with their changes.
-    private var pending = Deque<(index: UInt64, changes: [KeyspaceChange])>()
+    private var pending = Deque<(index: UInt64, changes: StoreState.Changes)>()
     private var encodeBuffer: [UInt8] = []
-    private var changeBuffer: [KeyspaceChange] = []
+    private var changeBuffer = StoreState.Changes()
     private var failure: StoreError?
 
     /// Guards `committed` (held only to copy it or swap it).
     private let readLock = Lock()
-    private var committed: Keyspace
+    private var committed: StoreState
 
-    private init(directory: FilePath, log: Log, state: Keyspace, clock: any Clock) {
+    private init(directory: FilePath, log: Log, state: StoreState, clock: any Clock) {
         self.directory = directory
         self.log = log
         self.head = state
@@ -80,8 +80,8 @@ public final class Store: @unchecked Sendable {
     /// Opens (creating if needed) the store in `directory`: recovers the log and replays every
     /// txn into the state. A torn log tail is cut (see `log.recovery`); any other damage throws.
     public static func open(directory: FilePath, options: StoreOptions = StoreOptions()) throws(StoreError) -> Store {
-        var state = Keyspace()
-        var scratch: [KeyspaceChange] = []
+        var state = StoreState()
+        var scratch = StoreState.Changes()
         let logOptions = LogOptions(fsyncPolicy: options.fsyncPolicy, segmentSize: options.segmentSize)
         do {
             let log = try Log.open(directory: directory, options: logOptions, fileSystem: options.fileSystem) { record in
@@ -90,7 +90,7 @@ public final class Store: @unchecked Sendable {
                     throw StoreError.undecodableTxn(index: record.index, error)
                 }
                 _ = state.apply(txn, index: record.index, changes: &scratch)
-                scratch.removeAll(keepingCapacity: true)
+                scratch.removeAll()
             }
             return Store(directory: directory, log: log, state: state, clock: options.clock)
         } catch let error as StoreError {
@@ -118,12 +118,12 @@ public final class Store: @unchecked Sendable {
         if let failure { throw failure }
         let lastLogged = log.lastIndex
         let now = clock.nowMilliseconds()
-        for (key, version) in guards where head.live(key, at: now)?.version != version {
+        for (key, version) in guards where head.keyspace.live(key, at: now)?.version != version {
             return (nil, lastLogged)  // a watched key changed: the transaction is not run
         }
         let txn = Txn(time: now, operations: operations)
         let index = lastLogged + 1
-        changeBuffer.removeAll(keepingCapacity: true)
+        changeBuffer.removeAll()
         let replies = head.apply(txn, index: index, changes: &changeBuffer)
         if changeBuffer.isEmpty { return (replies, lastLogged) }
         TxnCodec.encode(txn, into: &encodeBuffer)
@@ -139,7 +139,7 @@ public final class Store: @unchecked Sendable {
             pending.append((index, changeBuffer))
         } else {
             // Committed once written to the OS: make it visible at once.
-            readLock.withLock { for change in changeBuffer { committed.apply(change) } }
+            readLock.withLock { committed.apply(changeBuffer) }
         }
         return (replies, index)
     }
@@ -158,7 +158,7 @@ public final class Store: @unchecked Sendable {
         guard let first = pending.first, first.index <= index else { return }
         readLock.withLock {
             while let first = pending.first, first.index <= index {
-                for change in first.changes { committed.apply(change) }
+                committed.apply(first.changes)
                 pending.removeFirst()
             }
         }
@@ -193,9 +193,14 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Reading
 
-    /// A consistent view of the committed state at this moment, and the time to judge expiry by.
+    /// A consistent view of the committed keyspace at this moment, and the time to judge expiry by.
     public func readView() -> (keyspace: Keyspace, now: Int64) {
-        (readLock.withLock { committed }, clock.nowMilliseconds())
+        (readLock.withLock { committed.keyspace }, clock.nowMilliseconds())
+    }
+
+    /// A consistent view of everything committed: keyspace and tree.
+    public func stateView() -> StoreState {
+        readLock.withLock { committed }
     }
 }
 

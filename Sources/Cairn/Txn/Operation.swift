@@ -53,6 +53,23 @@ public enum Operation: Sendable, Equatable {
     case hashIncrementBy(Bytes, field: Bytes, Int64)
     /// Deletes the key only if it holds exactly `token`: the safe release of a lock.
     case compareAndDelete(Bytes, token: Bytes)
+
+    // The znode tree (ZooKeeper semantics). Versions of -1 match any version.
+    /// `owner` is the session of an ephemeral node (0 otherwise); `ttl` in ms for TTL nodes.
+    case createNode(path: String, data: Bytes, kind: NodeKind, sequential: Bool, ttl: Int64, owner: Int64)
+    case deleteNode(path: String, version: Int32)
+    case setNodeData(path: String, data: Bytes, version: Int32)
+    case checkNode(path: String, version: Int32)
+    /// ZooKeeper's `multi`: tree operations applied all or none.
+    case multi([Operation])
+
+    /// True for the operations of the znode tree.
+    public var isTreeOperation: Bool {
+        switch self {
+        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi: return true
+        default: return false
+        }
+    }
 }
 
 /// A transaction: every change of state is one, with the next log index (assigned when it is

@@ -99,7 +99,23 @@ public enum TxnCodec {
             out.append(19); putBytes(key, &out); putBytes(field, &out); putSigned(delta, &out)
         case .compareAndDelete(let key, let token):
             out.append(20); putBytes(key, &out); putBytes(token, &out)
+        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner):
+            out.append(21); putString(path, &out); putBytes(data, &out); out.append(kind.rawValue)
+            out.append(sequential ? 1 : 0); putSigned(ttl, &out); putSigned(owner, &out)
+        case .deleteNode(let path, let version):
+            out.append(22); putString(path, &out); putSigned(Int64(version), &out)
+        case .setNodeData(let path, let data, let version):
+            out.append(23); putString(path, &out); putBytes(data, &out); putSigned(Int64(version), &out)
+        case .checkNode(let path, let version):
+            out.append(24); putString(path, &out); putSigned(Int64(version), &out)
+        case .multi(let operations):
+            out.append(25); putUnsigned(UInt64(operations.count), &out)
+            for operation in operations { encode(operation, &out) }
         }
+    }
+
+    static func putString(_ string: String, _ out: inout [UInt8]) {
+        putBytes(Bytes(string), &out)
     }
 
     @inline(__always) static func putUnsigned(_ value: UInt64, _ out: inout [UInt8]) {
@@ -243,7 +259,20 @@ public enum TxnCodec {
             return value
         }
 
-        mutating func operation() throws(DecodeError) -> Operation {
+        mutating func string() throws(DecodeError) -> String {
+            let start = offset
+            let bytes = try data()
+            guard let text = String(validating: bytes.storage, as: UTF8.self) else { throw .invalidValue("UTF-8 path", offset: start) }
+            return text
+        }
+
+        mutating func version() throws(DecodeError) -> Int32 {
+            let start = offset
+            guard let value = Int32(exactly: try signed()) else { throw .invalidValue("version", offset: start) }
+            return value
+        }
+
+        mutating func operation(nested: Bool = false) throws(DecodeError) -> Operation {
             let start = offset
             let tag = try byte()
             switch tag {
@@ -281,6 +310,19 @@ public enum TxnCodec {
             case 18: return .hashDelete(try data(), fields: try list())
             case 19: return .hashIncrementBy(try data(), field: try data(), try signed())
             case 20: return .compareAndDelete(try data(), token: try data())
+            case 21:
+                return .createNode(path: try string(), data: try data(), kind: try raw(NodeKind.self, "node kind"),
+                                   sequential: try flag(), ttl: try signed(), owner: try signed())
+            case 22: return .deleteNode(path: try string(), version: try version())
+            case 23: return .setNodeData(path: try string(), data: try data(), version: try version())
+            case 24: return .checkNode(path: try string(), version: try version())
+            case 25:
+                // One level only: a multi inside a multi is refused, which also bounds recursion.
+                guard !nested else { throw .invalidValue("nested multi", offset: start) }
+                let count = try count(limit: maxOperations)
+                var operations: [Operation] = []
+                for _ in 0..<count { operations.append(try operation(nested: true)) }
+                return .multi(operations)
             default: throw .unknownTag(tag, offset: start)
             }
         }

@@ -1,0 +1,69 @@
+import HashTreeCollections
+
+/// ZooKeeper's `Stat`: every field of a znode's metadata, with zxids taken from txn indexes.
+public struct Stat: Sendable, Equatable {
+    public var czxid: Int64 = 0
+    public var mzxid: Int64 = 0
+    public var ctime: Int64 = 0
+    public var mtime: Int64 = 0
+    public var version: Int32 = 0
+    public var cversion: Int32 = 0
+    public var aversion: Int32 = 0
+    public var ephemeralOwner: Int64 = 0
+    public var dataLength: Int32 = 0
+    public var numChildren: Int32 = 0
+    public var pzxid: Int64 = 0
+
+    public init() {}
+}
+
+/// How a znode lives: ZooKeeper's create modes (the sequential flag is separate).
+public enum NodeKind: UInt8, Sendable, Equatable {
+    case persistent = 0
+    case ephemeral = 1
+    /// Deleted once its last child goes (by the expiry wheel).
+    case container = 2
+    /// Persistent, but deleted when unmodified for its TTL and childless (by the expiry wheel).
+    case ttl = 3
+}
+
+/// A znode: data, Stat, and the names of its children (a persistent set: O(1) copies).
+public struct ZNode: Sendable, Equatable {
+    public var data: Bytes
+    public var stat: Stat
+    public var kind: NodeKind
+    /// For ``NodeKind/ttl``: milliseconds.
+    public var ttl: Int64
+    public var children: TreeSet<String>
+
+    public init(data: Bytes, stat: Stat, kind: NodeKind, ttl: Int64 = 0) {
+        self.data = data
+        self.stat = stat
+        self.kind = kind
+        self.ttl = ttl
+        self.children = []
+    }
+}
+
+/// ZooKeeper's error codes for tree operations (the values its wire protocol carries).
+public enum TreeError: Int32, Error, Sendable, Equatable, CustomStringConvertible {
+    case runtimeInconsistency = -2
+    case badArguments = -8
+    case noNode = -101
+    case badVersion = -103
+    case noChildrenForEphemerals = -108
+    case nodeExists = -110
+    case notEmpty = -111
+
+    public var description: String {
+        switch self {
+        case .runtimeInconsistency: return "RuntimeInconsistency"
+        case .badArguments: return "BadArguments"
+        case .noNode: return "NoNode"
+        case .badVersion: return "BadVersion"
+        case .noChildrenForEphemerals: return "NoChildrenForEphemerals"
+        case .nodeExists: return "NodeExists"
+        case .notEmpty: return "NotEmpty"
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import HashTreeCollections
+
+/// The znode tree: znodes by full path in a persistent map (O(1) copies), the root always there.
+public struct ZTree: Sendable, Equatable {
+    public internal(set) var nodes: TreeDictionary<String, ZNode>
+
+    public init() {
+        nodes = ["/": ZNode(data: Bytes([]), stat: Stat(), kind: .persistent)]
+    }
+
+    public var count: Int { nodes.count }
+}
+
+/// One change an operation made to the tree, replayed by assignment on the committed state.
+public enum TreeChange: Sendable {
+    case put(String, ZNode)
+    case remove(String)
+}
+
+/// What the ephemeralOwner field holds for kinds that have no session (ZooKeeper's encoding).
+enum EphemeralOwner {
+    static let container = Int64.min
+    static func ttl(_ milliseconds: Int64) -> Int64 { Int64(bitPattern: 0xFF00_0000_0000_0000) | (milliseconds & 0x00FF_FFFF_FFFF_FFFF) }
+    static let maxTTL: Int64 = 0x00FF_FFFF_FFFF_FFFF
+}
+
+extension ZTree {
+    /// Applies one tree operation at `index` (the zxid) and `time`; changes are appended.
+    mutating func apply(_ operation: Operation, index: UInt64, time: Int64, changes: inout [TreeChange]) -> Reply {
+        if case .multi(let operations) = operation {
+            return applyMulti(operations, index: index, time: time, changes: &changes)
+        }
+        do {
+            return try perform(operation, zxid: Int64(bitPattern: index), time: time, changes: &changes)
+        } catch {
+            return .treeError(error)
+        }
+    }
+
+    private mutating func applyMulti(_ operations: [Operation], index: UInt64, time: Int64, changes: inout [TreeChange]) -> Reply {
+        var scratch = self  // O(1): all or none
+        var scratchChanges: [TreeChange] = []
+        var results: [Reply] = []
+        for (position, operation) in operations.enumerated() {
+            do throws(TreeError) {
+                switch operation {
+                case .createNode, .deleteNode, .setNodeData, .checkNode: break
+                default: throw TreeError.badArguments  // only tree operations, no nesting
+                }
+                results.append(try scratch.perform(operation, zxid: Int64(bitPattern: index), time: time, changes: &scratchChanges))
+            } catch {
+                var codes = [Int32](repeating: 0, count: position)
+                codes.append(error.rawValue)
+                codes.append(contentsOf: [Int32](repeating: TreeError.runtimeInconsistency.rawValue, count: operations.count - position - 1))
+                return .multiFailed(codes: codes)
+            }
+        }
+        self = scratch
+        changes.append(contentsOf: scratchChanges)
+        return .array(results)
+    }
+
+    private mutating func put(_ path: String, _ node: ZNode, _ changes: inout [TreeChange]) {
+        nodes[path] = node
+        changes.append(.put(path, node))
+    }
+
+    private func versionMatches(_ expected: Int32, _ node: ZNode) -> Bool { expected == -1 || expected == node.stat.version }
+
+    private mutating func perform(_ operation: Operation, zxid: Int64, time: Int64, changes: inout [TreeChange]) throws(TreeError) -> Reply {
+        switch operation {
+        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner):
+            try ZPath.validate(path, sequential: sequential)
+            guard path != "/" || sequential else { throw .nodeExists }
+            let parentPath = ZPath.parent(sequential ? path + "0" : path)
+            guard var parent = nodes[parentPath] else { throw .noNode }
+            if parent.kind == .ephemeral { throw .noChildrenForEphemerals }
+            if kind == .ttl && (ttl <= 0 || ttl > EphemeralOwner.maxTTL) { throw .badArguments }
+            var finalPath = path
+            if sequential {
+                // ZooKeeper names sequential children by the parent's cversion, 10 digits.
+                let counter = String(parent.stat.cversion)
+                let digits = parent.stat.cversion < 0 ? counter : String(repeating: "0", count: max(0, 10 - counter.count)) + counter
+                finalPath = path + digits
+            }
+            guard nodes[finalPath] == nil else { throw .nodeExists }
+            var stat = Stat()
+            stat.czxid = zxid
+            stat.mzxid = zxid
+            stat.pzxid = zxid
+            stat.ctime = time
+            stat.mtime = time
+            stat.dataLength = Int32(clamping: data.count)
+            switch kind {
+            case .persistent: stat.ephemeralOwner = 0
+            case .ephemeral: stat.ephemeralOwner = owner
+            case .container: stat.ephemeralOwner = EphemeralOwner.container
+            case .ttl: stat.ephemeralOwner = EphemeralOwner.ttl(ttl)
+            }
+            put(finalPath, ZNode(data: data, stat: stat, kind: kind, ttl: kind == .ttl ? ttl : 0), &changes)
+            parent.stat.cversion &+= 1
+            parent.stat.pzxid = zxid
+            parent.stat.numChildren &+= 1
+            parent.children.insert(ZPath.name(finalPath))
+            put(parentPath, parent, &changes)
+            return .created(path: finalPath, stat: stat)
+
+        case .deleteNode(let path, let version):
+            try ZPath.validate(path)
+            guard path != "/" else { throw .badArguments }
+            guard let node = nodes[path] else { throw .noNode }
+            guard versionMatches(version, node) else { throw .badVersion }
+            guard node.children.isEmpty else { throw .notEmpty }
+            let parentPath = ZPath.parent(path)
+            var parent = nodes[parentPath]!
+            nodes[path] = nil
+            changes.append(.remove(path))
+            parent.stat.cversion &+= 1
+            parent.stat.pzxid = zxid
+            parent.stat.numChildren &-= 1
+            parent.children.remove(ZPath.name(path))
+            put(parentPath, parent, &changes)
+            return .ok
+
+        case .setNodeData(let path, let data, let version):
+            try ZPath.validate(path)
+            guard var node = nodes[path] else { throw .noNode }
+            guard versionMatches(version, node) else { throw .badVersion }
+            node.data = data
+            node.stat.mzxid = zxid
+            node.stat.mtime = time
+            node.stat.version &+= 1
+            node.stat.dataLength = Int32(clamping: data.count)
+            put(path, node, &changes)
+            return .stat(node.stat)
+
+        case .checkNode(let path, let version):
+            try ZPath.validate(path)
+            guard let node = nodes[path] else { throw .noNode }
+            guard versionMatches(version, node) else { throw .badVersion }
+            return .ok
+
+        default:
+            throw .badArguments
+        }
+    }
+
+    mutating func apply(_ change: TreeChange) {
+        switch change {
+        case .put(let path, let node): nodes[path] = node
+        case .remove(let path): nodes[path] = nil
+        }
+    }
+}
