@@ -65,9 +65,15 @@ public final class Store: @unchecked Sendable {
     private var changeBuffer = StoreState.Changes()
     private var failure: StoreError?
 
-    /// Guards `committed` (held only to copy it or swap it).
+    /// Guards `committed` and `watches` (held only briefly, never while calling out).
     private let readLock = Lock()
     private var committed: StoreState
+    private var watches = WatchRegistry()
+
+    /// Fired watch events waiting to be delivered, in index order; one thread delivers at a time.
+    private let deliveryLock = Lock()
+    private var deliveries = Deque<(WatchHandler, WatchEvent)>()
+    private var delivering = false
 
     private init(directory: FilePath, log: Log, state: StoreState, clock: any Clock) {
         self.directory = directory
@@ -139,7 +145,8 @@ public final class Store: @unchecked Sendable {
             pending.append((index, changeBuffer))
         } else {
             // Committed once written to the OS: make it visible at once.
-            readLock.withLock { committed.apply(changeBuffer) }
+            let fired = readLock.withLock { commitLocked(changeBuffer) }
+            enqueue(fired)
         }
         return (replies, index)
     }
@@ -156,13 +163,73 @@ public final class Store: @unchecked Sendable {
     /// its whole path of nodes; a reader holding a view still gets copy-on-write.)
     private func publishLocked(through index: UInt64) {
         guard let first = pending.first, first.index <= index else { return }
-        readLock.withLock {
+        let fired = readLock.withLock {
+            var fired: [(WatchHandler, WatchEvent)] = []
             while let first = pending.first, first.index <= index {
-                committed.apply(first.changes)
+                fired.append(contentsOf: commitLocked(first.changes))
                 pending.removeFirst()
             }
+            return fired
+        }
+        enqueue(fired)
+    }
+
+    /// Applies one txn's changes to the committed state and collects the watches they fire
+    /// (read lock held: a watch registered with a read sees every change after that read).
+    private func commitLocked(_ changes: StoreState.Changes) -> [(WatchHandler, WatchEvent)] {
+        committed.apply(changes)
+        guard !watches.isEmpty else { return [] }
+        var fired: [(WatchHandler, WatchEvent)] = []
+        for case .event(let event) in changes.tree { watches.fire(event, into: &fired) }
+        return fired
+    }
+
+    /// Queues fired events (called with the writer lock held, so queues fill in index order) and
+    /// delivers them once the caller's locks are released.
+    private func enqueue(_ fired: [(WatchHandler, WatchEvent)]) {
+        guard !fired.isEmpty else { return }
+        deliveryLock.withLock { deliveries.append(contentsOf: fired) }
+    }
+
+    /// Calls queued watch handlers in order, outside every lock but the delivery flag's; one
+    /// thread at a time, so handlers see events in index order.
+    private func deliver() {
+        while true {
+            let next: (WatchHandler, WatchEvent)? = deliveryLock.withLock {
+                if delivering { return nil }
+                guard let first = deliveries.popFirst() else { return nil }
+                delivering = true
+                return first
+            }
+            guard let (handler, event) = next else { return }
+            handler(event)
+            deliveryLock.withLock { delivering = false }
         }
     }
+
+    /// Registers a watch under the read lock, optionally with a read of the committed state.
+    func registerWatch<T>(_ kind: (StoreState) -> WatchKind?, path: String, _ handler: @escaping WatchHandler, read: (StoreState) throws -> T) rethrows -> T {
+        try readLock.withLock {
+            let value = try read(committed)
+            if let kind = kind(committed) { _ = watches.add(kind, path: path, handler) }
+            return value
+        }
+    }
+
+    /// Adds a persistent (or persistent recursive) watch: `addWatch`.
+    public func addWatch(_ path: String, recursive: Bool, _ handler: @escaping WatchHandler) throws -> WatchID {
+        try ZPath.validate(path)
+        return readLock.withLock { watches.add(recursive ? .persistentRecursive : .persistent, path: path, handler) }
+    }
+
+    /// Removes a watch; false if it had already fired or been removed.
+    @discardableResult
+    public func removeWatch(_ id: WatchID) -> Bool {
+        readLock.withLock { watches.remove(id) }
+    }
+
+    /// Watches registered now (one-shot ones that have not fired, and persistent ones).
+    public var watchCount: Int { readLock.withLock { watches.count } }
 
     /// Runs `operations` as one txn and returns once it is committed under the fsync policy.
     /// With `guards` (key, version or nil for absent), nothing runs and nil is returned when a
@@ -171,6 +238,7 @@ public final class Store: @unchecked Sendable {
         let (replies, index) = try decide(operations, guards: guards)
         do { try log.waitForCommit(index) } catch { throw .log(error) }
         publish(through: log.durableOrWrittenIndex(index))
+        deliver()
         return replies
     }
 
@@ -179,6 +247,7 @@ public final class Store: @unchecked Sendable {
         let (replies, index) = try decide(operations, guards: guards)
         do { try await log.commit(index) } catch { throw .log(error) }
         publish(through: log.durableOrWrittenIndex(index))
+        deliver()
         return replies
     }
 

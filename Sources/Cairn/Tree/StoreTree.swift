@@ -92,3 +92,30 @@ extension Store {
         try run(.multi(operations))
     }
 }
+
+extension Store {
+    /// `exists` with a watch: a data watch when the node exists, else an exists watch that
+    /// fires when it is created (ZooKeeper's rule).
+    public func exists(_ path: String, watch handler: @escaping WatchHandler) throws -> Stat? {
+        try ZPath.validate(path)
+        return registerWatch({ $0.tree.nodes[path] == nil ? .exists : .data }, path: path, handler) { $0.tree.nodes[path]?.stat }
+    }
+
+    /// `getData` with a data watch. On NoNode no watch is set, as in ZooKeeper.
+    public func getData(_ path: String, watch handler: @escaping WatchHandler) throws -> (data: Bytes, stat: Stat) {
+        try ZPath.validate(path)
+        return try registerWatch({ $0.tree.nodes[path] == nil ? nil : .data }, path: path, handler) { state in
+            guard let node = state.tree.nodes[path] else { throw TreeError.noNode }
+            return (node.data, node.stat)
+        }
+    }
+
+    /// `getChildren` with a child watch. On NoNode no watch is set.
+    public func getChildren(_ path: String, watch handler: @escaping WatchHandler) throws -> (children: [String], stat: Stat) {
+        try ZPath.validate(path)
+        return try registerWatch({ $0.tree.nodes[path] == nil ? nil : .children }, path: path, handler) { state in
+            guard let node = state.tree.nodes[path] else { throw TreeError.noNode }
+            return (node.children.sorted(), node.stat)
+        }
+    }
+}

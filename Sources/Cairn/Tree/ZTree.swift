@@ -15,6 +15,8 @@ public struct ZTree: Sendable, Equatable {
 public enum TreeChange: Sendable {
     case put(String, ZNode)
     case remove(String)
+    /// What watchers are told once the txn commits (no effect on the state).
+    case event(WatchEvent)
 }
 
 /// What the ephemeralOwner field holds for kinds that have no session (ZooKeeper's encoding).
@@ -103,6 +105,8 @@ extension ZTree {
             parent.stat.numChildren &+= 1
             parent.children.insert(ZPath.name(finalPath))
             put(parentPath, parent, &changes)
+            changes.append(.event(WatchEvent(type: .nodeCreated, path: finalPath, zxid: zxid)))
+            changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
             return .created(path: finalPath, stat: stat)
 
         case .deleteNode(let path, let version):
@@ -120,6 +124,8 @@ extension ZTree {
             parent.stat.numChildren &-= 1
             parent.children.remove(ZPath.name(path))
             put(parentPath, parent, &changes)
+            changes.append(.event(WatchEvent(type: .nodeDeleted, path: path, zxid: zxid)))
+            changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
             return .ok
 
         case .setNodeData(let path, let data, let version):
@@ -132,6 +138,7 @@ extension ZTree {
             node.stat.version &+= 1
             node.stat.dataLength = Int32(clamping: data.count)
             put(path, node, &changes)
+            changes.append(.event(WatchEvent(type: .nodeDataChanged, path: path, zxid: zxid)))
             return .stat(node.stat)
 
         case .checkNode(let path, let version):
@@ -149,6 +156,7 @@ extension ZTree {
         switch change {
         case .put(let path, let node): nodes[path] = node
         case .remove(let path): nodes[path] = nil
+        case .event: break
         }
     }
 }
