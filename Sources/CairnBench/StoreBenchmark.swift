@@ -9,8 +9,11 @@ import SystemPackage
 public struct StoreBenchmark: Sendable {
     /// The operations `cairn bench --ops` accepts.
     public enum Workload: String, Sendable, CaseIterable {
-        case set, get, incr, lpush
+        case set, get, incr, lpush, create, setData, getData
     }
+
+    /// 1000 znode paths under /bench, for setData and getData.
+    static let nodePaths = (0..<1000).map { "/bench/n\($0)" }
 
     public struct Row: Sendable {
         public var mode: FsyncPolicy
@@ -51,6 +54,16 @@ public struct StoreBenchmark: Sendable {
         let store = try Store.open(directory: path, options: StoreOptions(fsyncPolicy: mode))
         let keys = keys(keySpace)
         let value = Bytes([UInt8](repeating: 0x61, count: valueSize))
+        if workload == .create || workload == .setData || workload == .getData {
+            _ = try await store.execute([.createNode(path: "/bench", data: Bytes([]), kind: .persistent, sequential: false, ttl: 0, owner: 0)])
+        }
+        if workload == .setData || workload == .getData {
+            for start in stride(from: 0, to: Self.nodePaths.count, by: 100) {
+                _ = try await store.execute(Self.nodePaths[start..<start + 100].map {
+                    .createNode(path: $0, data: value, kind: .persistent, sequential: false, ttl: 0, owner: 0)
+                })
+            }
+        }
         if workload == .get {
             // Preload in batches of 1000 keys a txn.
             for start in stride(from: 0, to: keys.count, by: 1000) {
@@ -91,6 +104,7 @@ public struct StoreBenchmark: Sendable {
     }
 
     private static func loop(_ store: Store, _ workload: Workload, _ keys: [Bytes], _ value: Bytes, offset: Int, end: UInt64) throws -> (Int, Histogram<UInt64>) {
+        let nodePaths = Self.nodePaths
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
         var i = offset
         var now = monotonicNanoseconds()
@@ -102,6 +116,9 @@ public struct StoreBenchmark: Sendable {
             case .get: _ = try store.get(key)
             case .incr: try store.incrby(keys[i % 1000], 1)
             case .lpush: _ = try store.push(keys[i % 100], [value], left: true, onlyIfExists: false)
+            case .create: try store.create("/bench/c\(i)", data: value)
+            case .setData: try store.setData(nodePaths[i % nodePaths.count], data: value)
+            case .getData: _ = try store.getData(nodePaths[i % nodePaths.count])
             }
             now = monotonicNanoseconds()
             _ = histogram.record(now - t0)
@@ -111,6 +128,7 @@ public struct StoreBenchmark: Sendable {
     }
 
     private static func asyncLoop(_ store: Store, _ workload: Workload, _ keys: [Bytes], _ value: Bytes, offset: Int, end: UInt64) async throws -> (Int, Histogram<UInt64>) {
+        let nodePaths = Self.nodePaths
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
         var i = offset
         var now = monotonicNanoseconds()
@@ -122,6 +140,9 @@ public struct StoreBenchmark: Sendable {
             case .get: _ = try store.get(key)
             case .incr: try await store.incrby(keys[i % 1000], 1)
             case .lpush: _ = try await store.execute([.push(keys[i % 100], [value], left: true, onlyIfExists: false)])
+            case .create: try await store.create("/bench/c\(i)", data: value)
+            case .setData: try await store.setData(nodePaths[i % nodePaths.count], data: value)
+            case .getData: _ = try store.getData(nodePaths[i % nodePaths.count])
             }
             now = monotonicNanoseconds()
             _ = histogram.record(now - t0)

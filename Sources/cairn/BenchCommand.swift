@@ -19,13 +19,13 @@ struct StoreBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Benchmark the embedded store: each fsync policy × operation × client count.",
-        discussion: "Operations: \(StoreBenchmark.Workload.allCases.map(\.rawValue).joined(separator: ", ")). The znode operations come with the znode tree."
+        discussion: "Operations: \(StoreBenchmark.Workload.allCases.map(\.rawValue).joined(separator: ", ")) (the last three on znodes)."
     )
 
     @Option(help: "Comma-separated fsync policies.")
     var modes = "always,everysec,no"
     @Option(help: "Comma-separated operations.")
-    var ops = "set,get,incr,lpush"
+    var ops = "set,get,incr,lpush,create,setData,getData"
     @Option(help: "Comma-separated numbers of concurrent clients.")
     var clients = "1,64"
     @Option(help: "Value size in bytes.")

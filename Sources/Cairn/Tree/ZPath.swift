@@ -1,22 +1,34 @@
 /// ZooKeeper's path rules (`PathUtils.validatePath`): absolute, no empty, "." or ".." segment,
 /// no trailing slash but on the root, no null or control characters, nothing in the ranges
-/// ZooKeeper refuses.
+/// ZooKeeper refuses. One pass over the scalars, no allocation.
 public enum ZPath {
     /// Validates `path`; `sequential` allows a trailing slash (the server appends the suffix).
     public static func validate(_ path: String, sequential: Bool = false) throws(TreeError) {
-        let checked = sequential ? path + "1" : path
-        guard checked.hasPrefix("/") else { throw .badArguments }
-        if checked == "/" { return }
-        guard !checked.hasSuffix("/") else { throw .badArguments }
-        for segment in checked.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
-            guard !segment.isEmpty, segment != ".", segment != ".." else { throw .badArguments }
-        }
-        for scalar in checked.unicodeScalars {
+        var scalars = path.unicodeScalars.makeIterator()
+        guard scalars.next() == "/" else { throw .badArguments }
+        var segmentLength = 0
+        var dots = 0          // how many leading dots the segment has, while it is only dots
+        var onlyDots = true
+        var sawAny = false
+        while let scalar = scalars.next() {
+            sawAny = true
             let v = scalar.value
-            if v == 0 || (v > 0 && v < 0x20) || (v >= 0x7F && v <= 0x9F) || (v >= 0xD800 && v <= 0xF8FF) || (v >= 0xFFF0 && v <= 0xFFFF) {
+            if v == 0 || v < 0x20 || (v >= 0x7F && v <= 0x9F) || (v >= 0xD800 && v <= 0xF8FF) || (v >= 0xFFF0 && v <= 0xFFFF) {
                 throw .badArguments
             }
+            if scalar == "/" {
+                if segmentLength == 0 || (onlyDots && dots <= 2) { throw .badArguments }
+                segmentLength = 0
+                dots = 0
+                onlyDots = true
+            } else {
+                segmentLength += 1
+                if scalar == "." { dots += 1 } else { onlyDots = false }
+            }
         }
+        if !sawAny { return }  // "/"
+        if segmentLength == 0 { if sequential { return } else { throw .badArguments } }
+        if onlyDots && dots <= 2 { throw .badArguments }
     }
 
     /// The parent of a validated path other than the root.

@@ -15,6 +15,10 @@ public struct ZTree: Sendable, Equatable {
 public enum TreeChange: Sendable {
     case put(String, ZNode)
     case remove(String)
+    /// A parent's Stat after a child was added or removed, and that child's name: applied in
+    /// place, so the parent's set of children is never copied whole.
+    case childAdded(parent: String, name: String, stat: Stat)
+    case childRemoved(parent: String, name: String, stat: Stat)
     /// What watchers are told once the txn commits (no effect on the state).
     case event(WatchEvent)
 }
@@ -75,14 +79,16 @@ extension ZTree {
             try ZPath.validate(path, sequential: sequential)
             guard path != "/" || sequential else { throw .nodeExists }
             let parentPath = ZPath.parent(sequential ? path + "0" : path)
-            guard var parent = nodes[parentPath] else { throw .noNode }
-            if parent.kind == .ephemeral { throw .noChildrenForEphemerals }
+            // Read what is needed without holding a copy of the parent: it is then changed in
+            // place, and a copy would make its set of children copy-on-write.
+            guard let parentKind = nodes[parentPath]?.kind, let parentCversion = nodes[parentPath]?.stat.cversion else { throw .noNode }
+            if parentKind == .ephemeral { throw .noChildrenForEphemerals }
             if kind == .ttl && (ttl <= 0 || ttl > EphemeralOwner.maxTTL) { throw .badArguments }
             var finalPath = path
             if sequential {
                 // ZooKeeper names sequential children by the parent's cversion, 10 digits.
-                let counter = String(parent.stat.cversion)
-                let digits = parent.stat.cversion < 0 ? counter : String(repeating: "0", count: max(0, 10 - counter.count)) + counter
+                let counter = String(parentCversion)
+                let digits = parentCversion < 0 ? counter : String(repeating: "0", count: max(0, 10 - counter.count)) + counter
                 finalPath = path + digits
             }
             guard nodes[finalPath] == nil else { throw .nodeExists }
@@ -100,11 +106,9 @@ extension ZTree {
             case .ttl: stat.ephemeralOwner = EphemeralOwner.ttl(ttl)
             }
             put(finalPath, ZNode(data: data, stat: stat, kind: kind, ttl: kind == .ttl ? ttl : 0), &changes)
-            parent.stat.cversion &+= 1
-            parent.stat.pzxid = zxid
-            parent.stat.numChildren &+= 1
-            parent.children.insert(ZPath.name(finalPath))
-            put(parentPath, parent, &changes)
+            let name = ZPath.name(finalPath)
+            let parentStat = Self.childAdded(&nodes[parentPath]!, name: name, zxid: zxid)
+            changes.append(.childAdded(parent: parentPath, name: name, stat: parentStat))
             changes.append(.event(WatchEvent(type: .nodeCreated, path: finalPath, zxid: zxid)))
             changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
             return .created(path: finalPath, stat: stat)
@@ -116,14 +120,11 @@ extension ZTree {
             guard versionMatches(version, node) else { throw .badVersion }
             guard node.children.isEmpty else { throw .notEmpty }
             let parentPath = ZPath.parent(path)
-            var parent = nodes[parentPath]!
             nodes[path] = nil
             changes.append(.remove(path))
-            parent.stat.cversion &+= 1
-            parent.stat.pzxid = zxid
-            parent.stat.numChildren &-= 1
-            parent.children.remove(ZPath.name(path))
-            put(parentPath, parent, &changes)
+            let name = ZPath.name(path)
+            let parentStat = Self.childRemoved(&nodes[parentPath]!, name: name, zxid: zxid)
+            changes.append(.childRemoved(parent: parentPath, name: name, stat: parentStat))
             changes.append(.event(WatchEvent(type: .nodeDeleted, path: path, zxid: zxid)))
             changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
             return .ok
@@ -152,10 +153,32 @@ extension ZTree {
         }
     }
 
+    private static func childAdded(_ parent: inout ZNode, name: String, zxid: Int64) -> Stat {
+        parent.stat.cversion &+= 1
+        parent.stat.pzxid = zxid
+        parent.stat.numChildren &+= 1
+        parent.children.insert(name)
+        return parent.stat
+    }
+
+    private static func childRemoved(_ parent: inout ZNode, name: String, zxid: Int64) -> Stat {
+        parent.stat.cversion &+= 1
+        parent.stat.pzxid = zxid
+        parent.stat.numChildren &-= 1
+        parent.children.remove(name)
+        return parent.stat
+    }
+
     mutating func apply(_ change: TreeChange) {
         switch change {
         case .put(let path, let node): nodes[path] = node
         case .remove(let path): nodes[path] = nil
+        case .childAdded(let parent, let name, let stat):
+            nodes[parent]!.stat = stat
+            nodes[parent]!.children.insert(name)
+        case .childRemoved(let parent, let name, let stat):
+            nodes[parent]!.stat = stat
+            nodes[parent]!.children.remove(name)
         case .event: break
         }
     }
