@@ -140,7 +140,7 @@ public struct StoreBenchmark: Sendable {
             case .get: _ = try store.get(key)
             case .incr: try await store.incrby(keys[i % 1000], 1)
             case .lpush: _ = try await store.execute([.push(keys[i % 100], [value], left: true, onlyIfExists: false)])
-            case .create: try await store.create("/bench/c\(i)", data: value)
+            case .create: try await store.create("/bench/c\(offset)-\(i)", data: value)
             case .setData: try await store.setData(nodePaths[i % nodePaths.count], data: value)
             case .getData: _ = try store.getData(nodePaths[i % nodePaths.count])
             }

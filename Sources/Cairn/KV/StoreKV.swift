@@ -77,8 +77,7 @@ extension Store {
     }
 
     public func get(_ key: Bytes) throws -> Bytes? {
-        let (keyspace, now) = readView()
-        guard let entry = keyspace.live(key, at: now) else { return nil }
+        guard let entry = liveEntry(key) else { return nil }
         guard case .string(let bytes) = entry.value else { throw KVError.wrongType }
         return bytes
     }

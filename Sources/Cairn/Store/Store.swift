@@ -267,6 +267,14 @@ public final class Store: @unchecked Sendable {
         (readLock.withLock { committed.keyspace }, clock.nowMilliseconds())
     }
 
+    /// The committed entry of `key` unless it has expired. The clock is read only for keys that
+    /// have a deadline: most reads need no time at all.
+    public func liveEntry(_ key: Bytes) -> Entry? {
+        guard let entry = readLock.withLock({ committed.keyspace.entries[key] }) else { return nil }
+        if entry.expiresAt != 0 && entry.expiresAt <= clock.nowMilliseconds() { return nil }
+        return entry
+    }
+
     /// A consistent view of everything committed: keyspace and tree.
     public func stateView() -> StoreState {
         readLock.withLock { committed }
