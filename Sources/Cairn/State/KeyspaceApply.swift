@@ -67,6 +67,12 @@ extension Keyspace {
     private mutating func perform(_ operation: Operation, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> Reply {
         switch operation {
         case .set(let key, let value, let condition, let expiry, let returnOld):
+            // A plain SET does not depend on what the key held: overwrite without looking.
+            if condition == .always && !returnOld, case let deadline = self.deadline(expiry, current: nil), expiry != .keep,
+               deadline == 0 || deadline > context.time {
+                put(key, .string(value), expiresAt: deadline, context, &changes)
+                return .ok
+            }
             let current = lookup(key, context, &changes)
             var old: Reply = .null
             if returnOld, let current {
