@@ -1,5 +1,6 @@
 import CairnStorage
 import DequeModule
+import Synchronization
 import SystemPackage
 
 /// Settings of a ``Store``.
@@ -58,7 +59,11 @@ public final class Store: @unchecked Sendable {
 
     /// Guards `head`, `pending`, the buffers, `failure`.
     private let writer = Lock()
+    /// The head state while txns are pending (under `always`); when nothing is pending under
+    /// `no` or `everysec`, head *is* the committed state (`headIsCommitted`) and a txn is
+    /// applied once, to the committed trie, instead of to two.
     private var head: StoreState
+    private var headIsCommitted = true
     /// Txns logged but not yet applied to `committed`, in index order, with their changes.
     private var pending = Deque<(index: UInt64, changes: StoreState.Changes)>()
     private var encodeBuffer: [UInt8] = []
@@ -74,11 +79,13 @@ public final class Store: @unchecked Sendable {
     private let deliveryLock = Lock()
     private var deliveries = Deque<(WatchHandler, WatchEvent)>()
     private var delivering = false
+    /// Events queued and not yet taken for delivery: lets a write skip the delivery lock.
+    private let queuedEvents = Atomic<Int>(0)
 
     private init(directory: FilePath, log: Log, state: StoreState, clock: any Clock) {
         self.directory = directory
         self.log = log
-        self.head = state
+        self.head = StoreState()
         self.committed = state
         self.clock = clock
     }
@@ -118,37 +125,62 @@ public final class Store: @unchecked Sendable {
     /// Decides `operations` as one txn against the head state and logs it if it changes
     /// anything. Returns the replies and the index to wait for before answering (the txn's own,
     /// or, for a txn that changed nothing, the last one its answer may depend on).
-    private func decide(_ operations: [Operation], guards: [(Bytes, UInt64?)]) throws(StoreError) -> (replies: [Reply]?, wait: UInt64) {
+    private func decide(_ operations: [Operation], guards: [(Bytes, UInt64?)]) throws(StoreError) -> (replies: [Reply]?, wait: UInt64, settled: Bool) {
         writer.lock()
         defer { writer.unlock() }
         if let failure { throw failure }
         let lastLogged = log.lastIndex
         let now = clock.nowMilliseconds()
-        for (key, version) in guards where head.keyspace.live(key, at: now)?.version != version {
-            return (nil, lastLogged)  // a watched key changed: the transaction is not run
+        // Only writers (holding `writer`) change `committed`, so reading it here is safe. No
+        // copy of the state may outlive this check: the apply below must find it unshared.
+        for (key, version) in guards {
+            let entry = headIsCommitted ? committed.keyspace.live(key, at: now) : head.keyspace.live(key, at: now)
+            if entry?.version != version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
         let txn = Txn(time: now, operations: operations)
         let index = lastLogged + 1
         changeBuffer.removeAll()
+        let immediate = log.fsyncPolicy != .always
+        if headIsCommitted && immediate {
+            // Committed once written to the OS, and nothing pending: apply once, in place.
+            var fired: [(WatchHandler, WatchEvent)] = []
+            let replies = readLock.withLock { () -> [Reply] in
+                let replies = committed.apply(txn, index: index, changes: &changeBuffer)
+                if !watches.isEmpty { for case .event(let event) in changeBuffer.tree { watches.fire(event, into: &fired) } }
+                return replies
+            }
+            if changeBuffer.isEmpty { return (replies, lastLogged, false) }
+            try submit(txn, index)
+            enqueue(fired)
+            return (replies, index, true)  // written to the OS and visible: nothing to wait for
+        }
+        if headIsCommitted {
+            head = committed  // O(1): the two diverge from here
+            headIsCommitted = false
+        }
         let replies = head.apply(txn, index: index, changes: &changeBuffer)
-        if changeBuffer.isEmpty { return (replies, lastLogged) }
+        if changeBuffer.isEmpty { return (replies, lastLogged, false) }
+        try submit(txn, index)
+        if !immediate || !pending.isEmpty {
+            pending.append((index, changeBuffer))
+        } else {
+            let fired = readLock.withLock { commitLocked(changeBuffer) }
+            enqueue(fired)
+        }
+        return (replies, index, false)
+    }
+
+    /// Logs a decided txn (writer lock held). A refused write stops the store: the state now
+    /// holds a change the log does not (under `no`/`everysec` readers may see it until reopen).
+    private func submit(_ txn: Txn, _ index: UInt64) throws(StoreError) {
         TxnCodec.encode(txn, into: &encodeBuffer)
         do {
             let logged = try withBytes(encodeBuffer) { (raw) throws(LogError) -> UInt64 in try log.submit(raw) }
             precondition(logged == index, "the log assigned \(logged), the store expected \(index)")
         } catch {
-            // Head now holds a change the log refused: nothing more can be decided safely.
             failure = .log(error)
             throw .log(error)
         }
-        if log.fsyncPolicy == .always || !pending.isEmpty {
-            pending.append((index, changeBuffer))
-        } else {
-            // Committed once written to the OS: make it visible at once.
-            let fired = readLock.withLock { commitLocked(changeBuffer) }
-            enqueue(fired)
-        }
-        return (replies, index)
     }
 
     /// Applies logged txns up to `index` to the committed state and publishes it.
@@ -172,6 +204,11 @@ public final class Store: @unchecked Sendable {
             return fired
         }
         enqueue(fired)
+        if pending.isEmpty && log.fsyncPolicy != .always && !headIsCommitted {
+            // Caught up outside `always`: one trie again (drop head so committed is unshared).
+            head = StoreState()
+            headIsCommitted = true
+        }
     }
 
     /// Applies one txn's changes to the committed state and collects the watches they fire
@@ -189,16 +226,18 @@ public final class Store: @unchecked Sendable {
     private func enqueue(_ fired: [(WatchHandler, WatchEvent)]) {
         guard !fired.isEmpty else { return }
         deliveryLock.withLock { deliveries.append(contentsOf: fired) }
+        queuedEvents.add(fired.count, ordering: .relaxed)
     }
 
     /// Calls queued watch handlers in order, outside every lock but the delivery flag's; one
     /// thread at a time, so handlers see events in index order.
     private func deliver() {
-        while true {
+        while queuedEvents.load(ordering: .relaxed) > 0 {
             let next: (WatchHandler, WatchEvent)? = deliveryLock.withLock {
                 if delivering { return nil }
                 guard let first = deliveries.popFirst() else { return nil }
                 delivering = true
+                queuedEvents.subtract(1, ordering: .relaxed)
                 return first
             }
             guard let (handler, event) = next else { return }
@@ -235,7 +274,11 @@ public final class Store: @unchecked Sendable {
     /// With `guards` (key, version or nil for absent), nothing runs and nil is returned when a
     /// guarded key changed: what `WATCH` + `EXEC` needs.
     public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) throws(StoreError) -> [Reply]? {
-        let (replies, index) = try decide(operations, guards: guards)
+        let (replies, index, settled) = try decide(operations, guards: guards)
+        if settled {
+            deliver()
+            return replies
+        }
         do { try log.waitForCommit(index) } catch { throw .log(error) }
         publish(through: log.durableOrWrittenIndex(index))
         deliver()
@@ -244,7 +287,11 @@ public final class Store: @unchecked Sendable {
 
     /// Async form of ``execute(_:guards:)``: suspends while the sync runs, never blocks a thread.
     public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) async throws(StoreError) -> [Reply]? {
-        let (replies, index) = try decide(operations, guards: guards)
+        let (replies, index, settled) = try decide(operations, guards: guards)
+        if settled {
+            deliver()
+            return replies
+        }
         do { try await log.commit(index) } catch { throw .log(error) }
         publish(through: log.durableOrWrittenIndex(index))
         deliver()
