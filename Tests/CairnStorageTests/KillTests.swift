@@ -22,9 +22,7 @@ struct CairnTestError: Error, CustomStringConvertible {
 final class ChildProcess: @unchecked Sendable {
     let process = Process()
     private let pipe = Pipe()
-    private let lock = NSLock()
-    private var collected = Data()
-    private let reader = DispatchGroup()
+    private let output: OutputCollector
 
     init(_ executable: URL, _ arguments: [String]) throws {
         process.executableURL = executable
@@ -32,25 +30,14 @@ final class ChildProcess: @unchecked Sendable {
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let handle = pipe.fileHandleForReading
-        reader.enter()
-        Thread.detachNewThread { [self] in
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                lock.lock(); collected.append(chunk); lock.unlock()
-            }
-            reader.leave()
-        }
+        output = OutputCollector(pipe.fileHandleForReading)
     }
 
     /// Kills with SIGKILL (by process id) and waits for it and for its output to end.
     func killAndCollect() -> String {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        _ = reader.wait(timeout: .now() + 10)
-        lock.lock(); defer { lock.unlock() }
-        return String(decoding: collected, as: UTF8.self)
+        return output.finish()
     }
 }
 

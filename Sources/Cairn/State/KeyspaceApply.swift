@@ -46,6 +46,13 @@ extension Keyspace {
         return (value, entry)
     }
 
+    /// The key's hash (empty when the key is absent) and its entry; WRONGTYPE for another type.
+    private mutating func lookupHash(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> (TreeDictionary<Bytes, Bytes>, Entry?) {
+        guard let entry = lookup(key, context, &changes) else { return ([:], nil) }
+        guard case .hash(let hash) = entry.value else { throw .wrongType }
+        return (hash, entry)
+    }
+
     private func deadline(_ expiry: ExpiryChange, current: Entry?) -> Int64 {
         switch expiry {
         case .clear: return 0
@@ -249,12 +256,7 @@ extension Keyspace {
             return .ok
 
         case .hashSet(let key, let fields, let values):
-            let current = lookup(key, context, &changes)
-            var hash = TreeDictionary<Bytes, Bytes>()
-            if let current {
-                guard case .hash(let existing) = current.value else { throw .wrongType }
-                hash = existing
-            }
+            var (hash, current) = try lookupHash(key, context, &changes)
             var added: Int64 = 0
             for (field, value) in zip(fields, values) where hash.updateValue(value, forKey: field) == nil { added += 1 }
             put(key, .hash(hash), expiresAt: current?.expiresAt ?? 0, context, &changes)
@@ -271,12 +273,7 @@ extension Keyspace {
             return .integer(removed)
 
         case .hashIncrementBy(let key, let field, let delta):
-            let current = lookup(key, context, &changes)
-            var hash = TreeDictionary<Bytes, Bytes>()
-            if let current {
-                guard case .hash(let existing) = current.value else { throw .wrongType }
-                hash = existing
-            }
+            var (hash, current) = try lookupHash(key, context, &changes)
             var number: Int64 = 0
             if let bytes = hash[field] {
                 guard let parsed = RedisNumbers.parseInteger(bytes) else { throw .hashValueNotInteger }
