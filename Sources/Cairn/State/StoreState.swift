@@ -23,13 +23,16 @@ public struct StoreState: Sendable, Equatable {
         var replies: [Reply] = []
         replies.reserveCapacity(txn.operations.count)
         for operation in txn.operations {
-            if operation.isTreeOperation {
-                replies.append(tree.apply(operation, index: index, time: txn.time, changes: &changes.tree))
-            } else {
-                replies.append(keyspace.apply(operation, time: txn.time, index: index, changes: &changes.keyspace))
-            }
+            replies.append(apply(operation, time: txn.time, index: index, changes: &changes))
         }
         return replies
+    }
+
+    /// Applies one operation of a txn decided at `time`, logged at `index`.
+    public mutating func apply(_ operation: Operation, time: Int64, index: UInt64, changes: inout Changes) -> Reply {
+        operation.isTreeOperation
+            ? tree.apply(operation, index: index, time: time, changes: &changes.tree)
+            : keyspace.apply(operation, time: time, index: index, changes: &changes.keyspace)
     }
 
     mutating func apply(_ changes: Changes) {

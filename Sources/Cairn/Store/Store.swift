@@ -68,6 +68,8 @@ public final class Store: @unchecked Sendable {
     private var pending = Deque<(index: UInt64, changes: StoreState.Changes)>()
     private var encodeBuffer: [UInt8] = []
     private var changeBuffer = StoreState.Changes()
+    /// Holds a single operation's txn, so that running one operation allocates no array.
+    private var operationBuffer: [Operation] = []
     private var failure: StoreError?
 
     /// Guards `committed` and `watches` (held only briefly, never while calling out).
@@ -122,10 +124,15 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Writing
 
-    /// Decides `operations` as one txn against the head state and logs it if it changes
-    /// anything. Returns the replies and the index to wait for before answering (the txn's own,
-    /// or, for a txn that changed nothing, the last one its answer may depend on).
-    private func decide(_ operations: [Operation], guards: [(Bytes, UInt64?)]) throws(StoreError) -> (replies: [Reply]?, wait: UInt64, settled: Bool) {
+    /// Decides the operations as one txn against the head state and logs it if it changes
+    /// anything. Returns what `apply` answered and the index to wait for before answering (the
+    /// txn's own, or, for a txn that changed nothing, the last one its answer may depend on);
+    /// `settled` when the txn is already committed and visible. `operations` runs under the
+    /// writer lock.
+    private func decide<R>(
+        _ operations: () -> [Operation], guards: [(Bytes, UInt64?)],
+        apply: (inout StoreState, Txn, UInt64, inout StoreState.Changes) -> R
+    ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
         writer.lock()
         defer { writer.unlock() }
         if let failure { throw failure }
@@ -137,15 +144,15 @@ public final class Store: @unchecked Sendable {
             let entry = headIsCommitted ? committed.keyspace.live(key, at: now) : head.keyspace.live(key, at: now)
             if entry?.version != version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
-        let txn = Txn(time: now, operations: operations)
+        let txn = Txn(time: now, operations: operations())
         let index = lastLogged + 1
         changeBuffer.removeAll()
         let immediate = log.fsyncPolicy != .always
         if headIsCommitted && immediate {
             // Committed once written to the OS, and nothing pending: apply once, in place.
             var fired: [(WatchHandler, WatchEvent)] = []
-            let replies = readLock.withLock { () -> [Reply] in
-                let replies = committed.apply(txn, index: index, changes: &changeBuffer)
+            let replies = readLock.withLock { () -> R in
+                let replies = apply(&committed, txn, index, &changeBuffer)
                 if !watches.isEmpty { for case .event(let event) in changeBuffer.tree { watches.fire(event, into: &fired) } }
                 return replies
             }
@@ -158,7 +165,7 @@ public final class Store: @unchecked Sendable {
             head = committed  // O(1): the two diverge from here
             headIsCommitted = false
         }
-        let replies = head.apply(txn, index: index, changes: &changeBuffer)
+        let replies = apply(&head, txn, index, &changeBuffer)
         if changeBuffer.isEmpty { return (replies, lastLogged, false) }
         try submit(txn, index)
         if !immediate || !pending.isEmpty {
@@ -274,37 +281,62 @@ public final class Store: @unchecked Sendable {
     /// With `guards` (key, version or nil for absent), nothing runs and nil is returned when a
     /// guarded key changed: what `WATCH` + `EXEC` needs.
     public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) throws(StoreError) -> [Reply]? {
-        let (replies, index, settled) = try decide(operations, guards: guards)
-        if settled {
-            deliver()
-            return replies
-        }
-        do { try log.waitForCommit(index) } catch { throw .log(error) }
-        publish(through: log.durableOrWrittenIndex(index))
-        deliver()
+        let (replies, index, settled) = try decide({ operations }, guards: guards, apply: Self.applyAll)
+        try complete(index, settled: settled)
         return replies
     }
 
     /// Async form of ``execute(_:guards:)``: suspends while the sync runs, never blocks a thread.
     public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) async throws(StoreError) -> [Reply]? {
-        let (replies, index, settled) = try decide(operations, guards: guards)
-        if settled {
-            deliver()
-            return replies
-        }
-        do { try await log.commit(index) } catch { throw .log(error) }
-        publish(through: log.durableOrWrittenIndex(index))
-        deliver()
+        let (replies, index, settled) = try decide({ operations }, guards: guards, apply: Self.applyAll)
+        try await complete(index, settled: settled)
         return replies
     }
 
-    /// Runs one operation and returns its reply.
+    /// Runs one operation and returns its reply (no array is made on the way).
     func run(_ operation: Operation) throws(StoreError) -> Reply {
-        try execute([operation])![0]
+        let (reply, index, settled) = try decide({ single(operation) }, guards: [], apply: Self.applyOne)
+        try complete(index, settled: settled)
+        return reply!
     }
 
     func run(_ operation: Operation) async throws(StoreError) -> Reply {
-        try await execute([operation])![0]
+        let (reply, index, settled) = try decide({ single(operation) }, guards: [], apply: Self.applyOne)
+        try await complete(index, settled: settled)
+        return reply!
+    }
+
+    private static func applyAll(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> [Reply] {
+        state.apply(txn, index: index, changes: &changes)
+    }
+
+    private static func applyOne(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> Reply {
+        state.apply(txn.operations[0], time: txn.time, index: index, changes: &changes)
+    }
+
+    /// The reusable one-operation array (writer lock held; unshared again once the txn is gone).
+    private func single(_ operation: Operation) -> [Operation] {
+        operationBuffer.removeAll(keepingCapacity: true)
+        operationBuffer.append(operation)
+        return operationBuffer
+    }
+
+    /// Waits until the txn at `index` is committed (unless it already is), makes it visible,
+    /// and delivers the watch events it fired.
+    private func complete(_ index: UInt64, settled: Bool) throws(StoreError) {
+        if !settled {
+            do { try log.waitForCommit(index) } catch { throw .log(error) }
+            publish(through: log.durableOrWrittenIndex(index))
+        }
+        deliver()
+    }
+
+    private func complete(_ index: UInt64, settled: Bool) async throws(StoreError) {
+        if !settled {
+            do { try await log.commit(index) } catch { throw .log(error) }
+            publish(through: log.durableOrWrittenIndex(index))
+        }
+        deliver()
     }
 
     // MARK: Reading
