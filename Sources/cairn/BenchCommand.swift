@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Cairn: throughput and latency, side by side with baselines in one run.",
-        subcommands: [StoreBenchCommand.self, LogBenchCommand.self],
+        subcommands: [StoreBenchCommand.self, LogBenchCommand.self, WheelBenchCommand.self],
         defaultSubcommand: StoreBenchCommand.self
     )
 }
@@ -212,4 +212,29 @@ struct LogBenchCommand: AsyncParsableCommand {
 func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
     let padding = String(repeating: " ", count: max(0, width - text.count))
     return right ? padding + text : text + padding
+}
+
+/// `cairn bench wheel`: the expiry wheel's schedule/cancel cost, memory and firing lateness.
+struct WheelBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wheel", abstract: "Benchmark the timing wheel: schedule + cancel, memory per timer, lateness.")
+
+    @Option(help: "Timers scheduled and cancelled.")
+    var timers = 10_000_000
+    @Option(help: "Timers pending for the lateness measurement.")
+    var pending = 1_000_000
+    @Option(help: "Seconds the pending timers are spread over.")
+    var seconds = 5.0
+
+    func run() throws {
+        let cost = WheelBenchmark.cost(timers: timers)
+        print(String(format: "schedule: %.1f ns/timer, cancel: %.1f ns/timer, schedule+cancel: %.1f ns per operation (%d timers)",
+                     cost.scheduleNanoseconds, cost.cancelNanoseconds, (cost.scheduleNanoseconds + cost.cancelNanoseconds) / 2, cost.timers))
+        print(String(format: "memory per pending timer: %d bytes in the slab, %.1f bytes resident (with growth slack)",
+                     cost.bytesPerTimerSlab, cost.bytesPerTimerResident))
+        let lateness = WheelBenchmark.lateness(timers: pending, seconds: seconds)
+        print(String(format: "lateness of %d firings at a 1 ms tick: p50 %.2f ms, p99 %.2f ms, p999 %.2f ms, max %.2f ms",
+                     lateness.totalCount, Double(lateness.valueAtPercentile(50)) / 1e6, Double(lateness.valueAtPercentile(99)) / 1e6,
+                     Double(lateness.valueAtPercentile(99.9)) / 1e6, Double(lateness.max) / 1e6))
+    }
 }
