@@ -43,9 +43,8 @@ public struct PosixFileSystem: FileSystem {
 
     public func createDirectory(_ path: FilePath) throws(DiskError) {
         if fileExists(path) { return }
-        if let parent = path.removingLastComponent() as FilePath?, !parent.isEmpty, parent != path, !fileExists(parent) {
-            try createDirectory(parent)
-        }
+        let parent = path.removingLastComponent()
+        if !parent.isEmpty, parent != path, !fileExists(parent) { try createDirectory(parent) }
         if mkdir(path.string, 0o755) != 0 && errno != EEXIST {
             throw DiskError(.createDirectory, path, Errno(rawValue: errno))
         }

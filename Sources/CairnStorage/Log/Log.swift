@@ -172,8 +172,6 @@ public final class Log: @unchecked Sendable {
             throw .disk(error)
         }
         durableIndex = nextIndex - 1
-        counters.writtenIndex = durableIndex
-        counters.durableIndex = durableIndex
         flusherRunning = true
         startThread(name: "cairn-log-flush") { [self] in flusherLoop() }
     }

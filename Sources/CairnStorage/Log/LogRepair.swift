@@ -45,7 +45,8 @@ public struct LogRepair: Sendable, Equatable, CustomStringConvertible {
                 offset = at
                 lostInFile = after
             case .indexGap(let name, _, _), .emptySegment(let name):
-                // The segment does not join the log: it and everything after it go.
+                // The segment does not join the log: it and everything after it go; cutting at
+                // the end of the previous segment loses nothing in that one.
                 guard let position = scan.segments.firstIndex(where: { $0.name == name }), position > 0 else {
                     file = name
                     offset = 0
@@ -60,11 +61,6 @@ public struct LogRepair: Sendable, Equatable, CustomStringConvertible {
         }
         guard let position = scan.segments.firstIndex(where: { $0.name == file }) else { return nil }
         let later = scan.segments[(position + 1)...]
-        if case .corruption(.indexGap(let name, _, _)) = problem, name != file {
-            // Cutting at the end of the previous segment loses nothing in it.
-            lostInFile = 0
-        }
-        if case .corruption(.emptySegment(let name)) = problem, name != file { lostInFile = 0 }
         // Each segment's scan stops at its first damage, so its last valid index is what stays.
         let lastKept = scan.segments[...position].compactMap(\.scan.lastIndex).last
         return LogRepair(

@@ -42,7 +42,8 @@ public enum SegmentScanner {
         var result = Result()
         var offset = 0
         var expected = firstIndex
-        while offset <= bytes.count {
+        while true {
+            // At the end of the bytes, decode answers `.end`.
             switch LogFormat.decode(bytes, at: offset) {
             case .record(let record):
                 guard record.index == expected else {
@@ -65,9 +66,7 @@ public enum SegmentScanner {
                 result.damage = describe(bytes, at: offset, defect: defect, after: expected &- 1)
                 return result
             }
-            if offset == bytes.count { return result }
         }
-        return result
     }
 
     /// Scans without visiting records.
