@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Cairn: throughput and latency, side by side with baselines in one run.",
-        subcommands: [StoreBenchCommand.self, LogBenchCommand.self, WheelBenchCommand.self],
+        subcommands: [StoreBenchCommand.self, LogBenchCommand.self, WheelBenchCommand.self, ExpiryBenchCommand.self],
         defaultSubcommand: StoreBenchCommand.self
     )
 }
@@ -236,5 +236,30 @@ struct WheelBenchCommand: ParsableCommand {
         print(String(format: "lateness of %d firings at a 1 ms tick: p50 %.2f ms, p99 %.2f ms, p999 %.2f ms, max %.2f ms",
                      lateness.totalCount, Double(lateness.valueAtPercentile(50)) / 1e6, Double(lateness.valueAtPercentile(99)) / 1e6,
                      Double(lateness.valueAtPercentile(99.9)) / 1e6, Double(lateness.max) / 1e6))
+    }
+}
+
+/// `cairn bench expiry`: a million keys due at once while a writer runs.
+struct ExpiryBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "expiry", abstract: "Expire many keys due at the same moment while a writer runs; report write latency.")
+
+    @Option(help: "Keys that fall due together.")
+    var keys = 1_000_000
+    @Option(help: "Comma-separated fsync policies.")
+    var modes = "everysec,always"
+    @Option(help: "Log segment size in MiB.")
+    var segmentMib = 64
+    @Option(help: "Timers expired per txn (the store's expirySlice).")
+    var slice = StoreOptions().expirySlice
+    @Option(help: "Scratch directory (removed afterwards).")
+    var dir = FileManager.default.temporaryDirectory.path
+
+    func run() throws {
+        let benchmark = ExpiryBenchmark(directory: FilePath(dir), segmentSize: segmentMib << 20, slice: slice)
+        for name in modes.split(separator: ",") {
+            guard let mode = FsyncPolicy(rawValue: String(name)) else { throw ValidationError("unknown mode \(name)") }
+            for line in try benchmark.run(keys: keys, mode: mode).summary { print(line) }
+        }
     }
 }

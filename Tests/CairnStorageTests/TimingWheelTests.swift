@@ -74,13 +74,35 @@ import Testing
         for i in 0..<10_000 { wheel.schedule(at: 1000, i) }
         var total = 0
         var slices = 0
-        while total < 10_000 && slices < 100 {
+        // Cascading the 10 000 timers down from level 1 is bounded work too: 10 slices of moves,
+        // then 10 of firings.
+        while wheel.isDue(at: 1000) && slices < 100 {
             let fired = run(&wheel, to: 1000, limit: 1000)
             #expect(fired.count <= 1000)
             total += fired.count
             slices += 1
         }
-        #expect(total == 10_000 && slices == 10)
+        #expect(total == 10_000 && slices == 20)
+        #expect(wheel.count == 0 && !wheel.isDue(at: 1000))
+    }
+
+    @Test func aCascadeCutShortKeepsDeadlineOrder() {
+        var wheel = TimingWheel<Int>(startMilliseconds: 0)
+        var rng = SplitMix64(seed: 7)
+        // 5000 timers in one level-2 slot (ticks 4096..<8192), a few in level 0 and level 1.
+        for i in 0..<5000 { wheel.schedule(at: 4096 + Int64(rng.next() % 4096), i) }
+        for i in 0..<20 { wheel.schedule(at: Int64(rng.next() % 64), 10_000 + i) }
+        for i in 0..<20 { wheel.schedule(at: Int64(rng.next() % 4000) + 64, 20_000 + i) }
+        var deadlines: [Int64] = []
+        var calls = 0
+        while wheel.isDue(at: 9000) && calls < 1000 {
+            deadlines.append(contentsOf: run(&wheel, to: 9000, limit: 97).map(\.1))
+            // A timer scheduled between slices, while a cascade is cut short, still fires in order.
+            if calls == 60 { wheel.schedule(at: 8500, 99_999) }
+            calls += 1
+        }
+        #expect(deadlines.count == 5041 && wheel.count == 0)
+        #expect(deadlines == deadlines.sorted(), "fired in deadline order across slices")
     }
 
     @Test func anIdleWheelJumps() {

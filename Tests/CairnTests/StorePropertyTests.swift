@@ -10,9 +10,15 @@ import Testing
         let other = Bytes("k\(rng.next() % 12)")
         let value = Bytes("v\(rng.next() % 1000)")
         let node = "/n\(rng.next() % 4)" + (rng.next() % 2 == 0 ? "/c\(rng.next() % 3)" : "")
-        switch rng.next() % 19 {
-        case 14: return .createNode(path: node, data: value, kind: [.persistent, .ephemeral, .container][Int(rng.next() % 3)],
-                                    sequential: rng.next() % 3 == 0, ttl: 0, owner: 7)
+        // Session ids are the indexes of createSession txns: small owners hit some of them.
+        let session = Int64(rng.next() % 40)
+        switch rng.next() % 23 {
+        case 14: return .createNode(path: node, data: value, kind: [.persistent, .ephemeral, .container, .ttl][Int(rng.next() % 4)],
+                                    sequential: rng.next() % 3 == 0, ttl: 1 + Int64(rng.next() % 3000), owner: session)
+        case 19: return .createSession(timeout: 1000)
+        case 20: return .closeSession(session)
+        case 21: return .expireKeys([key, other])
+        case 22: return .expireNodes([node, "/n\(rng.next() % 4)"])
         case 15: return .setNodeData(path: node, data: value, version: rng.next() % 2 == 0 ? -1 : Int32(rng.next() % 3))
         case 16: return .deleteNode(path: node, version: -1)
         case 17: return .multi([.checkNode(path: "/n0", version: -1), .createNode(path: node, data: value, kind: .persistent, sequential: false, ttl: 0, owner: 0)])

@@ -43,7 +43,8 @@ import Testing
         #expect(throws: TreeError.notEmpty) { try store.delete("/a") }
         #expect(throws: TreeError.noNode) { try store.delete("/nope") }
         #expect(throws: TreeError.noNode) { try store.setData("/nope", data: "x") }
-        try store.create("/e", kind: .ephemeral, session: 0x42)
+        #expect(throws: TreeError.sessionExpired) { try store.create("/e", kind: .ephemeral, session: 0x42) }
+        try store.create("/e", kind: .ephemeral, session: store.createSession(timeout: 5000))
         #expect(throws: TreeError.noChildrenForEphemerals) { try store.create("/e/child") }
         #expect(throws: TreeError.badArguments) { try store.delete("/") }
         #expect(TreeError.noNode.rawValue == -101 && TreeError.nodeExists.rawValue == -110 && TreeError.badVersion.rawValue == -103)
@@ -69,7 +70,8 @@ import Testing
         try store.create("/q/other")  // bumps cversion too
         #expect(try store.create("/q/", sequential: true) == "/q/0000000003")
         try store.delete("/q/other")
-        #expect(try store.create("/q/lock-", kind: .ephemeral, sequential: true, session: 9) == "/q/lock-0000000005")
+        let session = try store.createSession(timeout: 5000)
+        #expect(try store.create("/q/lock-", kind: .ephemeral, sequential: true, session: session) == "/q/lock-0000000005")
         let children = try store.getChildren("/q")
         #expect(children.children == ["0000000003", "item-0000000000", "item-0000000001", "lock-0000000005"])
         #expect(children.stat.numChildren == 4 && children.stat.cversion == 6)
@@ -78,7 +80,8 @@ import Testing
 
     @Test func ownersOfEphemeralContainerAndTTLNodes() throws {
         let (store, _, _) = try makeStore()
-        #expect(try store.createNode("/e", kind: .ephemeral, session: 0x1234).stat.ephemeralOwner == 0x1234)
+        let session = try store.createSession(timeout: 5000)
+        #expect(try store.createNode("/e", kind: .ephemeral, session: session).stat.ephemeralOwner == session)
         #expect(try store.createNode("/c", kind: .container).stat.ephemeralOwner == Int64.min)
         let ttl = try store.createNode("/t", kind: .ttl, ttl: 5000).stat.ephemeralOwner
         #expect(UInt64(bitPattern: ttl) == 0xFF00_0000_0000_1388)
@@ -115,7 +118,7 @@ import Testing
     @Test func theTreeSurvivesReopenAlongsideKeys() throws {
         let (store, disk, clock) = try makeStore()
         try store.create("/svc")
-        try store.create("/svc/node-", data: "10.0.0.1", kind: .ephemeral, sequential: true, session: 77)
+        try store.create("/svc/node-", data: "10.0.0.1", kind: .ephemeral, sequential: true, session: store.createSession(timeout: 5000))
         try store.set("key", "value")
         let before = store.stateView()
         try store.close()

@@ -29,6 +29,10 @@ import Testing
         .hashDelete("h", fields: ["f", "g"]),
         .hashIncrementBy("h", field: "n", -9),
         .compareAndDelete("lock", token: "t"),
+        .expireKeys(["a", Bytes([0])]),
+        .expireNodes(["/t", "/c/ü"]),
+        .createSession(timeout: 30_000),
+        .closeSession(Int64.max),
     ]
 
     @Test func everyOperationRoundTrips() throws {

@@ -290,7 +290,16 @@ extension Keyspace {
             remove(key, &changes)
             return .integer(1)
 
-        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi:
+        case .expireKeys(let keys):
+            var removed: Int64 = 0
+            for key in keys {
+                guard let entry = entries[key], entry.isExpired(at: context.time) else { continue }
+                remove(key, &changes)
+                removed += 1
+            }
+            return .integer(removed)
+
+        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi, .expireNodes, .createSession, .closeSession:
             preconditionFailure("tree operations are applied by ZTree")
         }
     }

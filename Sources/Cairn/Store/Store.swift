@@ -9,15 +9,26 @@ public struct StoreOptions: Sendable {
     public var segmentSize: Int
     public var clock: any Clock
     public var fileSystem: any FileSystem
+    /// Expire keys, TTL and container znodes and sessions on a background thread as their
+    /// timers fall due. Off, nothing expires until ``Store/expireDue()`` is called (tests with a
+    /// manual clock); reads still never return an expired key.
+    public var activeExpiry: Bool
+    /// At most this many timers are expired by one txn: a million keys due at once go in
+    /// slices, and writers get the lock between them.
+    public var expirySlice: Int
 
     public init(
         fsyncPolicy: FsyncPolicy = .everysec, segmentSize: Int = 64 << 20,
-        clock: any Clock = SystemClock(), fileSystem: any FileSystem = PosixFileSystem()
+        clock: any Clock = SystemClock(), fileSystem: any FileSystem = PosixFileSystem(),
+        activeExpiry: Bool = true, expirySlice: Int = 1000
     ) {
+        precondition(expirySlice > 0, "an expiry slice must take at least one timer")
         self.fsyncPolicy = fsyncPolicy
         self.segmentSize = segmentSize
         self.clock = clock
         self.fileSystem = fileSystem
+        self.activeExpiry = activeExpiry
+        self.expirySlice = expirySlice
     }
 }
 
@@ -71,6 +82,11 @@ public final class Store: @unchecked Sendable {
     /// Holds a single operation's txn, so that running one operation allocates no array.
     private var operationBuffer: [Operation] = []
     private var failure: StoreError?
+    /// Timers of key deadlines, TTL and container znodes and sessions (writer lock).
+    var expiry: ExpiryTracker
+    let expirySlice: Int
+    /// The background expirer's wake-ups (see StoreExpiry.swift).
+    let expirer = ExpirerControl()
 
     /// Guards `committed` and `watches` (held only briefly, never while calling out).
     private let readLock = Lock()
@@ -84,12 +100,16 @@ public final class Store: @unchecked Sendable {
     /// Events queued and not yet taken for delivery: lets a write skip the delivery lock.
     private let queuedEvents = Atomic<Int>(0)
 
-    private init(directory: FilePath, log: Log, state: StoreState, clock: any Clock) {
+    private init(directory: FilePath, log: Log, state: StoreState, options: StoreOptions) {
         self.directory = directory
         self.log = log
         self.head = StoreState()
         self.committed = state
-        self.clock = clock
+        self.clock = options.clock
+        self.expirySlice = options.expirySlice
+        let now = options.clock.nowMilliseconds()
+        expiry = ExpiryTracker(now: now)
+        expiry.rebuild(from: state, now: now)
     }
 
     /// Opens (creating if needed) the store in `directory`: recovers the log and replays every
@@ -107,7 +127,9 @@ public final class Store: @unchecked Sendable {
                 _ = state.apply(txn, index: record.index, changes: &scratch)
                 scratch.removeAll()
             }
-            return Store(directory: directory, log: log, state: state, clock: options.clock)
+            let store = Store(directory: directory, log: log, state: state, options: options)
+            if options.activeExpiry { store.startExpirer() }
+            return store
         } catch let error as StoreError {
             throw error
         } catch let error as LogError {
@@ -117,8 +139,9 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    /// Makes everything written durable and closes the log.
+    /// Stops the expirer, makes everything written durable and closes the log.
     public func close() throws(StoreError) {
+        stopExpirer()
         do { try log.close() } catch { throw .log(error) }
     }
 
@@ -129,8 +152,8 @@ public final class Store: @unchecked Sendable {
     /// txn's own, or, for a txn that changed nothing, the last one its answer may depend on);
     /// `settled` when the txn is already committed and visible. `operations` runs under the
     /// writer lock.
-    private func decide<R>(
-        _ operations: () -> [Operation], guards: [(Bytes, UInt64?)],
+    func decide<R>(
+        _ operations: (_ now: Int64) -> [Operation], guards: [(Bytes, UInt64?)],
         apply: (inout StoreState, Txn, UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
         writer.lock()
@@ -144,7 +167,7 @@ public final class Store: @unchecked Sendable {
             let entry = headIsCommitted ? committed.keyspace.live(key, at: now) : head.keyspace.live(key, at: now)
             if entry?.version != version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
-        let txn = Txn(time: now, operations: operations())
+        let txn = Txn(time: now, operations: operations(now))
         let index = lastLogged + 1
         changeBuffer.removeAll()
         let immediate = log.fsyncPolicy != .always
@@ -158,6 +181,7 @@ public final class Store: @unchecked Sendable {
             }
             if changeBuffer.isEmpty { return (replies, lastLogged, false) }
             try submit(txn, index)
+            trackTimers(now)
             enqueue(fired)
             return (replies, index, true)  // written to the OS and visible: nothing to wait for
         }
@@ -168,6 +192,7 @@ public final class Store: @unchecked Sendable {
         let replies = apply(&head, txn, index, &changeBuffer)
         if changeBuffer.isEmpty { return (replies, lastLogged, false) }
         try submit(txn, index)
+        trackTimers(now)
         if !immediate || !pending.isEmpty {
             pending.append((index, changeBuffer))
         } else {
@@ -188,6 +213,20 @@ public final class Store: @unchecked Sendable {
             failure = .log(error)
             throw .log(error)
         }
+    }
+
+    /// Moves the timers the decided txn's changes call for (writer lock held), and wakes the
+    /// expirer when one is due before it planned to look.
+    private func trackTimers(_ now: Int64) {
+        let earliest = expiry.track(changeBuffer, time: now)
+        if earliest != .max { expirer.scheduled(earliest) }
+    }
+
+    /// Runs `body` with the writer lock held (for the expiry driver and session touches).
+    func withWriterLock<T>(_ body: () throws -> T) rethrows -> T {
+        writer.lock()
+        defer { writer.unlock() }
+        return try body()
     }
 
     /// Applies logged txns up to `index` to the committed state and publishes it.
@@ -281,32 +320,32 @@ public final class Store: @unchecked Sendable {
     /// With `guards` (key, version or nil for absent), nothing runs and nil is returned when a
     /// guarded key changed: what `WATCH` + `EXEC` needs.
     public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) throws(StoreError) -> [Reply]? {
-        let (replies, index, settled) = try decide({ operations }, guards: guards, apply: Self.applyAll)
+        let (replies, index, settled) = try decide({ _ in operations }, guards: guards, apply: Self.applyAll)
         try complete(index, settled: settled)
         return replies
     }
 
     /// Async form of ``execute(_:guards:)``: suspends while the sync runs, never blocks a thread.
     public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) async throws(StoreError) -> [Reply]? {
-        let (replies, index, settled) = try decide({ operations }, guards: guards, apply: Self.applyAll)
+        let (replies, index, settled) = try decide({ _ in operations }, guards: guards, apply: Self.applyAll)
         try await complete(index, settled: settled)
         return replies
     }
 
     /// Runs one operation and returns its reply (no array is made on the way).
     func run(_ operation: Operation) throws(StoreError) -> Reply {
-        let (reply, index, settled) = try decide({ single(operation) }, guards: [], apply: Self.applyOne)
+        let (reply, index, settled) = try decide({ _ in single(operation) }, guards: [], apply: Self.applyOne)
         try complete(index, settled: settled)
         return reply!
     }
 
     func run(_ operation: Operation) async throws(StoreError) -> Reply {
-        let (reply, index, settled) = try decide({ single(operation) }, guards: [], apply: Self.applyOne)
+        let (reply, index, settled) = try decide({ _ in single(operation) }, guards: [], apply: Self.applyOne)
         try await complete(index, settled: settled)
         return reply!
     }
 
-    private static func applyAll(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> [Reply] {
+    static func applyAll(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> [Reply] {
         state.apply(txn, index: index, changes: &changes)
     }
 
@@ -323,7 +362,7 @@ public final class Store: @unchecked Sendable {
 
     /// Waits until the txn at `index` is committed (unless it already is), makes it visible,
     /// and delivers the watch events it fired.
-    private func complete(_ index: UInt64, settled: Bool) throws(StoreError) {
+    func complete(_ index: UInt64, settled: Bool) throws(StoreError) {
         if !settled {
             do { try log.waitForCommit(index) } catch { throw .log(error) }
             publish(through: log.durableOrWrittenIndex(index))

@@ -10,7 +10,7 @@
 /// try store.setData("/app", data: "v2", version: stat.version)   // BadVersion if it moved on
 /// ```
 extension Store {
-    private func treeReply(_ reply: Reply) throws -> Reply {
+    func treeReply(_ reply: Reply) throws -> Reply {
         if case .treeError(let error) = reply { throw error }
         return reply
     }

@@ -54,6 +54,8 @@ public enum TreeError: Int32, Error, Sendable, Equatable, CustomStringConvertibl
     case noChildrenForEphemerals = -108
     case nodeExists = -110
     case notEmpty = -111
+    /// The session is not open (it expired or was closed): ephemeral nodes need a live one.
+    case sessionExpired = -112
 
     public var description: String {
         switch self {
@@ -64,6 +66,7 @@ public enum TreeError: Int32, Error, Sendable, Equatable, CustomStringConvertibl
         case .noChildrenForEphemerals: return "NoChildrenForEphemerals"
         case .nodeExists: return "NodeExists"
         case .notEmpty: return "NotEmpty"
+        case .sessionExpired: return "SessionExpired"
         }
     }
 }

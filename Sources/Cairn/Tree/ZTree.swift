@@ -3,6 +3,8 @@ import HashTreeCollections
 /// The znode tree: znodes by full path in a persistent map (O(1) copies), the root always there.
 public struct ZTree: Sendable, Equatable {
     public internal(set) var nodes: TreeDictionary<String, ZNode>
+    /// Open sessions by id (the index of the txn that opened each).
+    public internal(set) var sessions: TreeDictionary<Int64, Session> = [:]
 
     public init() {
         nodes = ["/": ZNode(data: Bytes([]), stat: Stat(), kind: .persistent)]
@@ -21,6 +23,10 @@ public enum TreeChange: Sendable {
     case childRemoved(parent: String, name: String, stat: Stat)
     /// What watchers are told once the txn commits (no effect on the state).
     case event(WatchEvent)
+    case sessionOpened(Int64, timeout: Int64)
+    case sessionClosed(Int64)
+    case ephemeralAdded(owner: Int64, path: String)
+    case ephemeralRemoved(owner: Int64, path: String)
 }
 
 /// What the ephemeralOwner field holds for kinds that have no session (ZooKeeper's encoding).
@@ -28,6 +34,31 @@ enum EphemeralOwner {
     static let container = Int64.min
     static func ttl(_ milliseconds: Int64) -> Int64 { Int64(bitPattern: 0xFF00_0000_0000_0000) | (milliseconds & 0x00FF_FFFF_FFFF_FFFF) }
     static let maxTTL: Int64 = 0x00FF_FFFF_FFFF_FFFF
+
+    /// The TTL a TTL node's owner field encodes, or nil for other kinds.
+    static func ttlValue(_ owner: Int64) -> Int64? {
+        owner != container && UInt64(bitPattern: owner) >> 56 == 0xFF ? owner & maxTTL : nil
+    }
+}
+
+extension ZNode {
+    /// When a TTL node becomes eligible for deletion (ZooKeeper deletes it once more than its
+    /// TTL has passed since its last change): `mtime + ttl + 1`, or nil for other kinds.
+    var ttlDeadline: Int64? {
+        guard let ttl = EphemeralOwner.ttlValue(stat.ephemeralOwner) else { return nil }
+        return stat.mtime &+ ttl &+ 1
+    }
+
+    /// True when the expiry wheel should delete this node at `time`: a childless TTL node past
+    /// its deadline, or a childless container that has had a child.
+    func isExpiredNode(at time: Int64) -> Bool {
+        guard children.isEmpty else { return false }
+        switch kind {
+        case .ttl: return ttlDeadline.map { $0 <= time } ?? false
+        case .container: return stat.cversion > 0
+        case .persistent, .ephemeral: return false
+        }
+    }
 }
 
 extension ZTree {
@@ -84,6 +115,7 @@ extension ZTree {
             guard let parentKind = nodes[parentPath]?.kind, let parentCversion = nodes[parentPath]?.stat.cversion else { throw .noNode }
             if parentKind == .ephemeral { throw .noChildrenForEphemerals }
             if kind == .ttl && (ttl <= 0 || ttl > EphemeralOwner.maxTTL) { throw .badArguments }
+            if kind == .ephemeral && sessions[owner] == nil { throw .sessionExpired }
             var finalPath = path
             if sequential {
                 // ZooKeeper names sequential children by the parent's cversion, 10 digits.
@@ -106,6 +138,10 @@ extension ZTree {
             case .ttl: stat.ephemeralOwner = EphemeralOwner.ttl(ttl)
             }
             put(finalPath, ZNode(data: data, stat: stat, kind: kind, ttl: kind == .ttl ? ttl : 0), &changes)
+            if kind == .ephemeral {
+                sessions[owner]!.ephemerals.insert(finalPath)
+                changes.append(.ephemeralAdded(owner: owner, path: finalPath))
+            }
             let name = ZPath.name(finalPath)
             let parentStat = Self.childAdded(&nodes[parentPath]!, name: name, zxid: zxid)
             changes.append(.childAdded(parent: parentPath, name: name, stat: parentStat))
@@ -119,14 +155,7 @@ extension ZTree {
             guard let node = nodes[path] else { throw .noNode }
             guard versionMatches(version, node) else { throw .badVersion }
             guard node.children.isEmpty else { throw .notEmpty }
-            let parentPath = ZPath.parent(path)
-            nodes[path] = nil
-            changes.append(.remove(path))
-            let name = ZPath.name(path)
-            let parentStat = Self.childRemoved(&nodes[parentPath]!, name: name, zxid: zxid)
-            changes.append(.childRemoved(parent: parentPath, name: name, stat: parentStat))
-            changes.append(.event(WatchEvent(type: .nodeDeleted, path: path, zxid: zxid)))
-            changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
+            remove(path, node, zxid: zxid, &changes)
             return .ok
 
         case .setNodeData(let path, let data, let version):
@@ -148,9 +177,50 @@ extension ZTree {
             guard versionMatches(version, node) else { throw .badVersion }
             return .ok
 
+        case .createSession(let timeout):
+            guard Session.timeoutRange.contains(timeout) else { throw .badArguments }
+            sessions[zxid] = Session(timeout: timeout)
+            changes.append(.sessionOpened(zxid, timeout: timeout))
+            return .integer(zxid)
+
+        case .closeSession(let id):
+            guard let session = sessions[id] else { return .integer(0) }
+            // Sorted: the order of deletions (and of their events) must not depend on hashing.
+            for path in session.ephemerals.sorted() { remove(path, nodes[path]!, zxid: zxid, &changes) }
+            sessions[id] = nil
+            changes.append(.sessionClosed(id))
+            return .integer(1)
+
+        case .expireNodes(let paths):
+            var removed: Int64 = 0
+            for path in paths {
+                guard let node = nodes[path], node.isExpiredNode(at: time) else { continue }
+                remove(path, node, zxid: zxid, &changes)
+                removed += 1
+            }
+            return .integer(removed)
+
         default:
             throw .badArguments
         }
+    }
+
+    /// Deletes a childless node (not the root): from its parent, from its session if ephemeral,
+    /// with the events watchers are owed.
+    private mutating func remove(_ path: String, _ node: ZNode, zxid: Int64, _ changes: inout [TreeChange]) {
+        assert(node.children.isEmpty && path != "/", "only a childless non-root node is removed")
+        let parentPath = ZPath.parent(path)
+        nodes[path] = nil
+        changes.append(.remove(path))
+        if node.kind == .ephemeral, sessions[node.stat.ephemeralOwner] != nil {
+            sessions[node.stat.ephemeralOwner]!.ephemerals.remove(path)
+            changes.append(.ephemeralRemoved(owner: node.stat.ephemeralOwner, path: path))
+        }
+        let name = ZPath.name(path)
+        let parentStat = Self.childRemoved(&nodes[parentPath]!, name: name, zxid: zxid)
+        changes.append(.childRemoved(parent: parentPath, name: name, stat: parentStat))
+        changes.append(.event(WatchEvent(type: .nodeDeleted, path: path, zxid: zxid)))
+        changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
     }
 
     private static func childAdded(_ parent: inout ZNode, name: String, zxid: Int64) -> Stat {
@@ -180,6 +250,10 @@ extension ZTree {
             nodes[parent]!.stat = stat
             nodes[parent]!.children.remove(name)
         case .event: break
+        case .sessionOpened(let id, let timeout): sessions[id] = Session(timeout: timeout)
+        case .sessionClosed(let id): sessions[id] = nil
+        case .ephemeralAdded(let owner, let path): sessions[owner]?.ephemerals.insert(path)
+        case .ephemeralRemoved(let owner, let path): sessions[owner]?.ephemerals.remove(path)
         }
     }
 }

@@ -63,10 +63,22 @@ public enum Operation: Sendable, Equatable {
     /// ZooKeeper's `multi`: tree operations applied all or none.
     case multi([Operation])
 
+    // What the expiry wheel and sessions propose. Each re-checks its condition against the
+    // txn's own time, so replay decides as the original did and a stale timer changes nothing.
+    /// Removes each key whose deadline is at or before the txn's time.
+    case expireKeys([Bytes])
+    /// Deletes each childless TTL znode unmodified for longer than its TTL, and each childless
+    /// container znode that has had a child.
+    case expireNodes([String])
+    /// Opens a session with a timeout in milliseconds; its id is the txn's index.
+    case createSession(timeout: Int64)
+    /// Closes a session and deletes its ephemeral znodes, all in this txn.
+    case closeSession(Int64)
+
     /// True for the operations of the znode tree.
     public var isTreeOperation: Bool {
         switch self {
-        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi: return true
+        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi, .expireNodes, .createSession, .closeSession: return true
         default: return false
         }
     }

@@ -111,6 +111,15 @@ public enum TxnCodec {
         case .multi(let operations):
             out.append(25); putUnsigned(UInt64(operations.count), &out)
             for operation in operations { encode(operation, &out) }
+        case .expireKeys(let keys):
+            out.append(26); putList(keys, &out)
+        case .expireNodes(let paths):
+            out.append(27); putUnsigned(UInt64(paths.count), &out)
+            for path in paths { putString(path, &out) }
+        case .createSession(let timeout):
+            out.append(28); putSigned(timeout, &out)
+        case .closeSession(let session):
+            out.append(29); putSigned(session, &out)
         }
     }
 
@@ -323,6 +332,15 @@ public enum TxnCodec {
                 var operations: [Operation] = []
                 for _ in 0..<count { operations.append(try operation(nested: true)) }
                 return .multi(operations)
+            case 26: return .expireKeys(try list())
+            case 27:
+                let count = try count(limit: Int.max)
+                var paths: [String] = []
+                paths.reserveCapacity(count)
+                for _ in 0..<count { paths.append(try string()) }
+                return .expireNodes(paths)
+            case 28: return .createSession(timeout: try signed())
+            case 29: return .closeSession(try signed())
             default: throw .unknownTag(tag, offset: start)
             }
         }

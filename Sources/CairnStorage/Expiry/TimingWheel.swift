@@ -182,6 +182,12 @@ public struct TimingWheel<Payload> {
     /// The tick of the earliest occupied slot (the deadline of level-0 timers; for a higher
     /// level, when its slot must be cascaded), or nil when the wheel is empty.
     private func nextEvent() -> (tick: UInt64, level: Int, slot: Int)? {
+        // A higher-level slot at the current position is one whose cascade a limit cut short
+        // (placement never puts a timer there): it goes first, its timers may be due soonest.
+        for level in 1..<Self.levels where occupied[level] != 0 {
+            let current = Int(now >> UInt64(level * Self.slotBits)) & (Self.slots - 1)
+            if occupied[level] & (1 << UInt64(current)) != 0 { return (now, level, current) }
+        }
         for level in 0..<Self.levels where occupied[level] != 0 {
             let shift = UInt64(level * Self.slotBits)
             let current = Int(now >> shift) & (Self.slots - 1)
@@ -209,13 +215,16 @@ public struct TimingWheel<Payload> {
     }
 
     /// Advances time to `milliseconds`, calling `fire` for every timer due by then, in deadline
-    /// order, at most `limit` of them (the rest stay due for the next call: expiring a million
-    /// keys at once happens in slices). Returns how many fired.
+    /// order. At most `limit` timers are fired *or moved down a level* per call (a million timers
+    /// due at once sit in one higher-level slot; cascading it is work too): the rest stay due for
+    /// the next call, so expiring a million keys happens in bounded slices. Returns how many
+    /// fired; ``isDue(at:)`` tells whether anything due is left.
     @discardableResult
     public mutating func advance(to milliseconds: Int64, limit: Int = .max, _ fire: (Payload, Int64) -> Void) -> Int {
         let target = UInt64(max(0, milliseconds) / tickMilliseconds)
         var fired = 0
-        while fired < limit {
+        var work = 0
+        while work < limit {
             guard let event = nextEvent(), event.tick <= target else {
                 // Nothing in the wheel is due. Moving to the target may enter a new span of the
                 // top level, which brings overflow timers in; they are looked at again.
@@ -226,30 +235,40 @@ public struct TimingWheel<Payload> {
             moveNow(to: event.tick)
             let home = event.level * Self.slots + event.slot
             if event.level > 0 {
-                // Cascade: the slot's timers go to lower levels, relative to the new "now".
+                // Cascade: the slot's timers go to lower levels, relative to the new "now". Cut
+                // short by the limit, the rest stay at the current position (see nextEvent).
                 var entry = heads[home]
-                heads[home] = -1
-                occupied[event.level] &= ~(1 << UInt64(event.slot))
-                while entry >= 0 {
+                while entry >= 0 && work < limit {
                     let following = next[Int(entry)]
                     place(entry)
                     entry = following
+                    work += 1
                 }
+                heads[home] = entry
+                if entry >= 0 { prev[Int(entry)] = -1 } else { occupied[event.level] &= ~(1 << UInt64(event.slot)) }
                 continue
             }
             // Level 0: every timer here is due now.
-            while fired < limit, heads[home] >= 0 {
+            while work < limit, heads[home] >= 0 {
                 let entry = heads[home]
                 let deadline = deadlines[Int(entry)]
                 unlink(entry)
                 let payload = release(entry)!
                 fired += 1
+                work += 1
                 fire(payload, Int64(deadline) * tickMilliseconds)
             }
         }
         // Stopped by the limit: stay where the remaining due timers are.
-        if fired < limit { moveNow(to: max(now, target)) }
+        if work < limit { moveNow(to: max(now, target)) }
         return fired
+    }
+
+    /// True when a call of ``advance(to:limit:_:)`` to `milliseconds` has work to do: a timer
+    /// due, or a slot to cascade, by then.
+    public func isDue(at milliseconds: Int64) -> Bool {
+        guard let next = nextDeadline() else { return false }
+        return next <= milliseconds
     }
 
     /// Moves "now" forward. Timers in the wheel always lie in the current span of 2^36 ticks
