@@ -90,7 +90,7 @@ public struct LogBenchmark: Sendable {
 
     /// One appender, blocking API, under `policy`.
     public func singleAppender(_ policy: FsyncPolicy, timed: Bool = true) throws -> BenchResult {
-        let (log, dir) = try openLog("single-\(policy.rawValue)", policy)
+        let (log, _) = try openLog("single-\(policy.rawValue)", policy)
         defer { try? log.close() }
         let payload = [UInt8](repeating: 0x42, count: recordSize)
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
@@ -125,7 +125,7 @@ public struct LogBenchmark: Sendable {
 
     /// `appenders` concurrent async tasks appending under `policy`: group commit at work.
     public func concurrentAppenders(_ policy: FsyncPolicy, appenders: Int) async throws -> BenchResult {
-        let (log, dir) = try openLog("concurrent-\(policy.rawValue)", policy)
+        let (log, _) = try openLog("concurrent-\(policy.rawValue)", policy)
         defer { try? log.close() }
         let payload = [UInt8](repeating: 0x42, count: recordSize)
         let start = monotonicNanoseconds()
@@ -165,7 +165,7 @@ public struct LogBenchmark: Sendable {
 
     /// `appenders` OS threads appending through the blocking API under `policy`.
     public func threadAppenders(_ policy: FsyncPolicy, appenders: Int) throws -> BenchResult {
-        let (log, dir) = try openLog("threads-\(policy.rawValue)", policy)
+        let (log, _) = try openLog("threads-\(policy.rawValue)", policy)
         defer { try? log.close() }
         let payload = [UInt8](repeating: 0x42, count: recordSize)
         let start = monotonicNanoseconds()

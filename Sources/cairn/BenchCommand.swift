@@ -250,6 +250,8 @@ struct ExpiryBenchCommand: ParsableCommand {
     var modes = "everysec,always"
     @Option(help: "Log segment size in MiB.")
     var segmentMib = 64
+    @Option(help: "Seconds the writer runs before the keys fall due (the baseline).")
+    var warmup = 1.0
     @Option(help: "Timers expired per txn (the store's expirySlice).")
     var slice = StoreOptions().expirySlice
     @Option(help: "Scratch directory (removed afterwards).")
@@ -259,7 +261,7 @@ struct ExpiryBenchCommand: ParsableCommand {
         let benchmark = ExpiryBenchmark(directory: FilePath(dir), segmentSize: segmentMib << 20, slice: slice)
         for name in modes.split(separator: ",") {
             guard let mode = FsyncPolicy(rawValue: String(name)) else { throw ValidationError("unknown mode \(name)") }
-            for line in try benchmark.run(keys: keys, mode: mode).summary { print(line) }
+            for line in try benchmark.run(keys: keys, mode: mode, warmup: warmup).summary { print(line) }
         }
     }
 }

@@ -244,7 +244,9 @@ public final class Log: @unchecked Sendable {
                 throw failure!
             }
         }
+        let wasNearlyFull = activeNearlyFull
         active.writeOffset += size
+        if !wasNearlyFull && activeNearlyFull && options.fsyncPolicy != .always { flusherWork.signal() }
         nextIndex = index + 1
         counters.appends += 1
         counters.appendedBytes += UInt64(size)
@@ -432,6 +434,12 @@ public final class Log: @unchecked Sendable {
         if blockedThreads > 0 { progress.broadcast() }
     }
 
+    /// How often the flusher syncs a nearly full segment under `no` and `everysec`.
+    static let preSealNanoseconds: UInt64 = 20_000_000
+
+    /// True once the active segment's last eighth is being written (the flusher syncs it often).
+    private var activeNearlyFull: Bool { active.writeOffset >= active.capacity - active.capacity / 8 }
+
     /// Starts a new segment (or grows an empty one) so that a record of `size` bytes fits.
     private func makeRoom(for size: Int) throws(LogError) {
         if active.writeOffset > 0 {
@@ -476,6 +484,7 @@ public final class Log: @unchecked Sendable {
     private func flusherLoop() {
         state.lock()
         var nextFlush = monotonicNanoseconds() + nanoseconds(options.everysecInterval)
+        var lastFlush: UInt64 = 0
         while !isClosed && failure == nil {
             switch options.fsyncPolicy {
             case .always:
@@ -499,16 +508,23 @@ public final class Log: @unchecked Sendable {
                 } else {
                     syncLocked()
                 }
-            case .everysec:
+            case .everysec, .no:
+                // Once the active segment is nearly full, sync it often (under `no` too: the
+                // same bytes are synced at the seal anyway), so that sealing it, which the
+                // writer that fills it waits for, has little left to sync.
                 let now = monotonicNanoseconds()
-                if now >= nextFlush {
+                let everysec = options.fsyncPolicy == .everysec
+                var due = everysec ? nextFlush : .max
+                if activeNearlyFull { due = min(due, lastFlush &+ Self.preSealNanoseconds) }
+                if now >= due {
                     if !syncInProgress && durableIndex < nextIndex - 1 { syncLocked() }
-                    nextFlush = monotonicNanoseconds() + nanoseconds(options.everysecInterval)
+                    lastFlush = monotonicNanoseconds()
+                    if everysec && now >= nextFlush { nextFlush = lastFlush + nanoseconds(options.everysecInterval) }
+                } else if due == .max {
+                    flusherWork.wait()
                 } else {
-                    flusherWork.wait(nanoseconds: nextFlush - now)
+                    flusherWork.wait(nanoseconds: due - now)
                 }
-            case .no:
-                flusherWork.wait()
             }
         }
         flusherRunning = false
