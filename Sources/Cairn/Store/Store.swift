@@ -16,13 +16,29 @@ public struct StoreOptions: Sendable {
     /// At most this many timers are expired by one txn: a million keys due at once go in
     /// slices, and writers get the lock between them.
     public var expirySlice: Int
+    /// Take a snapshot (on a background thread) after this many txns since the last one; 0: never.
+    public var snapshotEveryTxns: UInt64
+    /// ... or after this many bytes of log since the last one; 0: never.
+    public var snapshotEveryBytes: Int
+    /// Snapshots kept (the newest and older ones); at least 1.
+    public var snapshotsRetained: Int
+    /// LZ4 level: 1 is fast (the default), 3–12 use LZ4 HC (smaller, slower to write).
+    public var snapshotCompressionLevel: Int32
 
     public init(
         fsyncPolicy: FsyncPolicy = .everysec, segmentSize: Int = 64 << 20,
         clock: any Clock = SystemClock(), fileSystem: any FileSystem = PosixFileSystem(),
-        activeExpiry: Bool = true, expirySlice: Int = 1000
+        activeExpiry: Bool = true, expirySlice: Int = 1000,
+        snapshotEveryTxns: UInt64 = 1_000_000, snapshotEveryBytes: Int = 256 << 20,
+        snapshotsRetained: Int = 2, snapshotCompressionLevel: Int32 = 1
     ) {
         precondition(expirySlice > 0, "an expiry slice must take at least one timer")
+        precondition(snapshotsRetained >= 1, "at least one snapshot is kept")
+        precondition((1...12).contains(snapshotCompressionLevel), "LZ4 levels run from 1 to 12")
+        self.snapshotEveryTxns = snapshotEveryTxns
+        self.snapshotEveryBytes = snapshotEveryBytes
+        self.snapshotsRetained = snapshotsRetained
+        self.snapshotCompressionLevel = snapshotCompressionLevel
         self.fsyncPolicy = fsyncPolicy
         self.segmentSize = segmentSize
         self.clock = clock
@@ -37,11 +53,16 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case log(LogError)
     /// A record passed its checksum but is not a txn this build can read.
     case undecodableTxn(index: UInt64, TxnCodec.DecodeError)
+    case snapshot(SnapshotError)
+    /// Neither a snapshot nor the log can rebuild the state (says what is missing).
+    case unrecoverable(String)
     case closed
 
     public var description: String {
         switch self {
         case .log(let error): return error.description
+        case .snapshot(let error): return error.description
+        case .unrecoverable(let reason): return reason
         case .undecodableTxn(let index, let error): return "log record \(index) is not a valid txn: \(error)"
         case .closed: return "store is closed"
         }
@@ -88,9 +109,22 @@ public final class Store: @unchecked Sendable {
     /// The background expirer's wake-ups (see StoreExpiry.swift).
     let expirer = ExpirerControl()
 
-    /// Guards `committed` and `watches` (held only briefly, never while calling out).
+    let options: StoreOptions
+    /// What recovery had to say beyond the log's own report (a damaged snapshot it skipped).
+    public let recoveryNotes: [String]
+    /// Snapshots (StoreSnapshots.swift): one at a time, under `snapshotLock`.
+    let snapshotLock = Lock()
+    var snapshotState: SnapshotState
+    /// Txns and log bytes since the last snapshot (writer lock), for the automatic trigger.
+    var txnsSinceSnapshot: UInt64 = 0
+    var bytesSinceSnapshot = 0
+    let snapshotInFlight = Atomic<Bool>(false)
+
+    /// Guards `committed`, `committedIndex` and `watches` (held briefly, never while calling out).
     private let readLock = Lock()
     private var committed: StoreState
+    /// The index of the last txn in `committed`.
+    private var committedIndex: UInt64
     private var watches = WatchRegistry()
 
     /// Fired watch events waiting to be delivered, in index order; one thread delivers at a time.
@@ -100,12 +134,17 @@ public final class Store: @unchecked Sendable {
     /// Events queued and not yet taken for delivery: lets a write skip the delivery lock.
     private let queuedEvents = Atomic<Int>(0)
 
-    private init(directory: FilePath, log: Log, state: StoreState, options: StoreOptions) {
+    private init(directory: FilePath, log: Log, state: StoreState, options: StoreOptions, recovered: RecoveredSnapshots) {
         self.directory = directory
         self.log = log
         self.head = StoreState()
         self.committed = state
+        self.committedIndex = log.lastIndex
         self.clock = options.clock
+        self.options = options
+        self.recoveryNotes = recovered.notes
+        self.snapshotState = SnapshotState(manifest: recovered.manifest)
+        self.txnsSinceSnapshot = log.lastIndex - (recovered.manifest?.snapshots.first ?? 0)
         self.expirySlice = options.expirySlice
         let now = options.clock.nowMilliseconds()
         expiry = ExpiryTracker(now: now)
@@ -115,11 +154,16 @@ public final class Store: @unchecked Sendable {
     /// Opens (creating if needed) the store in `directory`: recovers the log and replays every
     /// txn into the state. A torn log tail is cut (see `log.recovery`); any other damage throws.
     public static func open(directory: FilePath, options: StoreOptions = StoreOptions()) throws(StoreError) -> Store {
-        var state = StoreState()
+        do { try options.fileSystem.createDirectory(directory) } catch { throw .log(.disk(error)) }
+        var recovered = try loadSnapshot(directory: directory, fileSystem: options.fileSystem)
+        var state = recovered.state ?? StoreState()
+        let base = recovered.index
         var scratch = StoreState.Changes()
-        let logOptions = LogOptions(fsyncPolicy: options.fsyncPolicy, segmentSize: options.segmentSize)
+        let logOptions = LogOptions(fsyncPolicy: options.fsyncPolicy, segmentSize: options.segmentSize, firstIndex: base + 1)
+        let log: Log
         do {
-            let log = try Log.open(directory: directory, options: logOptions, fileSystem: options.fileSystem) { record in
+            log = try Log.open(directory: directory, options: logOptions, fileSystem: options.fileSystem) { record in
+                if record.index <= base { return }  // in the snapshot already
                 let txn: Txn
                 do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {
                     throw StoreError.undecodableTxn(index: record.index, error)
@@ -127,9 +171,6 @@ public final class Store: @unchecked Sendable {
                 _ = state.apply(txn, index: record.index, changes: &scratch)
                 scratch.removeAll()
             }
-            let store = Store(directory: directory, log: log, state: state, options: options)
-            if options.activeExpiry { store.startExpirer() }
-            return store
         } catch let error as StoreError {
             throw error
         } catch let error as LogError {
@@ -137,10 +178,23 @@ public final class Store: @unchecked Sendable {
         } catch {
             preconditionFailure("unexpected error \(error)")
         }
+        do {
+            try checkContinuity(log: log, recovered: &recovered)
+            try cleanUp(directory: directory, log: log, recovered: recovered, fileSystem: options.fileSystem)
+        } catch {
+            try? log.close()
+            throw error
+        }
+        recovered.state = nil  // the state lives on in the store
+        let store = Store(directory: directory, log: log, state: state, options: options, recovered: recovered)
+        if options.activeExpiry { store.startExpirer() }
+        return store
     }
 
-    /// Stops the expirer, makes everything written durable and closes the log.
+    /// Waits for a snapshot in progress, stops the expirer, makes everything written durable
+    /// and closes the log.
     public func close() throws(StoreError) {
+        snapshotLock.withLock { snapshotState.closed = true }
         stopExpirer()
         do { try log.close() } catch { throw .log(error) }
     }
@@ -176,12 +230,14 @@ public final class Store: @unchecked Sendable {
             var fired: [(WatchHandler, WatchEvent)] = []
             let replies = readLock.withLock { () -> R in
                 let replies = apply(&committed, txn, index, &changeBuffer)
+                if !changeBuffer.isEmpty { committedIndex = index }
                 if !watches.isEmpty { for case .event(let event) in changeBuffer.tree { watches.fire(event, into: &fired) } }
                 return replies
             }
             if changeBuffer.isEmpty { return (replies, lastLogged, false) }
             try submit(txn, index)
             trackTimers(now)
+            countForSnapshot()
             enqueue(fired)
             return (replies, index, true)  // written to the OS and visible: nothing to wait for
         }
@@ -193,10 +249,11 @@ public final class Store: @unchecked Sendable {
         if changeBuffer.isEmpty { return (replies, lastLogged, false) }
         try submit(txn, index)
         trackTimers(now)
+        countForSnapshot()
         if !immediate || !pending.isEmpty {
             pending.append((index, changeBuffer))
         } else {
-            let fired = readLock.withLock { commitLocked(changeBuffer) }
+            let fired = readLock.withLock { commitLocked(changeBuffer, index) }
             enqueue(fired)
         }
         return (replies, index, false)
@@ -222,6 +279,16 @@ public final class Store: @unchecked Sendable {
         if earliest != .max { expirer.scheduled(earliest) }
     }
 
+    /// Counts the submitted txn toward the automatic snapshot (writer lock held).
+    private func countForSnapshot() {
+        txnsSinceSnapshot += 1
+        bytesSinceSnapshot += encodeBuffer.count
+        if (options.snapshotEveryTxns > 0 && txnsSinceSnapshot >= options.snapshotEveryTxns)
+            || (options.snapshotEveryBytes > 0 && bytesSinceSnapshot >= options.snapshotEveryBytes) {
+            startBackgroundSnapshot()
+        }
+    }
+
     /// Runs `body` with the writer lock held (for the expiry driver and session touches).
     func withWriterLock<T>(_ body: () throws -> T) rethrows -> T {
         writer.lock()
@@ -244,7 +311,7 @@ public final class Store: @unchecked Sendable {
         let fired = readLock.withLock {
             var fired: [(WatchHandler, WatchEvent)] = []
             while let first = pending.first, first.index <= index {
-                fired.append(contentsOf: commitLocked(first.changes))
+                fired.append(contentsOf: commitLocked(first.changes, first.index))
                 pending.removeFirst()
             }
             return fired
@@ -259,8 +326,9 @@ public final class Store: @unchecked Sendable {
 
     /// Applies one txn's changes to the committed state and collects the watches they fire
     /// (read lock held: a watch registered with a read sees every change after that read).
-    private func commitLocked(_ changes: StoreState.Changes) -> [(WatchHandler, WatchEvent)] {
+    private func commitLocked(_ changes: StoreState.Changes, _ index: UInt64) -> [(WatchHandler, WatchEvent)] {
         committed.apply(changes)
+        committedIndex = index
         guard !watches.isEmpty else { return [] }
         var fired: [(WatchHandler, WatchEvent)] = []
         for case .event(let event) in changes.tree { watches.fire(event, into: &fired) }
@@ -396,6 +464,11 @@ public final class Store: @unchecked Sendable {
     /// A consistent view of everything committed: keyspace and tree.
     public func stateView() -> StoreState {
         readLock.withLock { committed }
+    }
+
+    /// The committed state and the index of its last txn, taken together (for a snapshot).
+    func committedView() -> (StoreState, UInt64) {
+        readLock.withLock { (committed, committedIndex) }
     }
 }
 

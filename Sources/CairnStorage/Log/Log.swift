@@ -353,6 +353,39 @@ public final class Log: @unchecked Sendable {
         }
     }
 
+    /// Compaction: deletes the sealed segments whose every record is at or below `index` (a
+    /// snapshot covers them), oldest first, and makes the removals durable. The active segment
+    /// is never deleted. Returns the names removed. A crash part-way leaves a prefix of them
+    /// deleted: the log still starts at a segment boundary with no gap after it.
+    @discardableResult
+    public func removeSegments(coveredThrough index: UInt64) throws(LogError) -> [String] {
+        // A segment is covered when the next one starts at or below index + 1.
+        let doomed: [UInt64] = state.withLock {
+            var doomed: [UInt64] = []
+            for (position, first) in segmentFirstIndexes.enumerated().dropLast() where segmentFirstIndexes[position + 1] <= index + 1 {
+                doomed.append(first)
+            }
+            return doomed
+        }
+        guard !doomed.isEmpty else { return [] }
+        var removed: [String] = []
+        for first in doomed {
+            let name = LogFormat.segmentName(firstIndex: first)
+            do { try fileSystem.remove(directory.appending(name)) } catch { throw .disk(error) }
+            removed.append(name)
+            // Forget it at once: a reader of the list never sees a deleted segment.
+            state.withLock {
+                segmentFirstIndexes.removeFirst()
+                firstIndex = segmentFirstIndexes.first ?? firstIndex
+            }
+        }
+        do { try fileSystem.syncDirectory(directory) } catch { throw .disk(error) }
+        return removed
+    }
+
+    /// Names of the segments, oldest first (the active one last).
+    public var segmentNames: [String] { state.withLock { segmentFirstIndexes.map { LogFormat.segmentName(firstIndex: $0) } } }
+
     /// One `fdatasync` covering every record written so far. Called with `state` held; releases
     /// it during the sync so that appends go on and form the next batch.
     private func syncLocked() {

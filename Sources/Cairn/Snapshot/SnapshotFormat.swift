@@ -1,0 +1,303 @@
+import CairnStorage
+import HashTreeCollections
+
+/// The content of a snapshot file: the whole state at one committed index. On disk it is the
+/// content of one LZ4 frame (`snapshot-<index, 20 digits>.lz4`; `lz4 -d` decompresses it).
+///
+/// | part    | encoding                                                                     |
+/// |---------|------------------------------------------------------------------------------|
+/// | magic   | 8 bytes `CAIRNSNP`                                                           |
+/// | version | 1 byte, currently 1                                                          |
+/// | header  | varints: index, term, time (zigzag, ms), key count, znode count, session count |
+/// | records | each: 1 tag byte, then its fields (below), in any order                      |
+/// | end     | tag 0, then the CRC32C of every content byte before it (including the tag), 4 bytes little-endian |
+///
+/// Records (fields encoded as in ``TxnCodec``: varints, zigzag for signed, length-prefixed bytes):
+///
+/// | tag | record  | fields                                                                  |
+/// |-----|---------|-------------------------------------------------------------------------|
+/// | 1   | key     | key, expiresAt, version (txn index), type (0 string, 1 list, 2 hash), then the string; or a count and the elements; or a count and field, value pairs |
+/// | 2   | znode   | path, data, kind, ttl, czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, pzxid |
+/// | 3   | session | id, timeout                                                             |
+///
+/// What can be derived is not stored: a znode's children (from the paths), `dataLength`,
+/// `numChildren`, and each session's ephemerals (from the owners). Timers are not stored either:
+/// key deadlines, TTL znodes and sessions are in the state, and the wheel is rebuilt from it.
+/// Decoding checks the magic, version, every length, the counts against the header, that every
+/// znode's parent exists and every ephemeral's session is open, and the checksum.
+public enum SnapshotFormat {
+    public static let magic: [UInt8] = Array("CAIRNSNP".utf8)
+    public static let version: UInt8 = 1
+
+    /// What the header says about a snapshot.
+    public struct Header: Sendable, Equatable {
+        /// The index of the last txn the snapshot includes.
+        public var index: UInt64
+        /// The Raft term of that txn (0 without replication).
+        public var term: UInt64
+        /// When it was taken (ms since the Unix epoch), for people; recovery does not use it.
+        public var time: Int64
+        public var keys: Int
+        public var nodes: Int
+        public var sessions: Int
+
+        public init(index: UInt64, term: UInt64 = 0, time: Int64, keys: Int, nodes: Int, sessions: Int) {
+            self.index = index
+            self.term = term
+            self.time = time
+            self.keys = keys
+            self.nodes = nodes
+            self.sessions = sessions
+        }
+    }
+
+    public enum DecodeError: Error, Sendable, Equatable, CustomStringConvertible {
+        case notASnapshot
+        case unsupportedVersion(UInt8)
+        case malformed(String, offset: Int)
+        case countMismatch(String, header: Int, found: Int)
+        case checksumMismatch(stored: UInt32, computed: UInt32)
+
+        public var description: String {
+            switch self {
+            case .notASnapshot: return "not a Cairn snapshot (bad magic)"
+            case .unsupportedVersion(let v): return "snapshot format version \(v) is not supported (this build reads \(SnapshotFormat.version))"
+            case .malformed(let what, let offset): return "\(what) at content byte \(offset)"
+            case .countMismatch(let kind, let header, let found): return "the header promises \(header) \(kind) but the snapshot holds \(found)"
+            case .checksumMismatch(let stored, let computed):
+                return "content checksum mismatch: stored \(String(stored, radix: 16)), computed \(String(computed, radix: 16))"
+            }
+        }
+    }
+
+    static let keyTag: UInt8 = 1
+    static let nodeTag: UInt8 = 2
+    static let sessionTag: UInt8 = 3
+    static let endTag: UInt8 = 0
+
+    /// `snapshot-<index, 20 digits>.lz4`.
+    public static func fileName(index: UInt64) -> String {
+        let digits = String(index)
+        return "snapshot-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".lz4"
+    }
+
+    /// The index a snapshot file name carries, or nil for any other name.
+    public static func index(fromFileName name: String) -> UInt64? {
+        guard name.hasPrefix("snapshot-"), name.hasSuffix(".lz4"), name.count == 9 + 20 + 4 else { return nil }
+        return UInt64(name.dropFirst(9).dropLast(4))
+    }
+
+    // MARK: Encoding
+
+    /// Serialises `state` and hands the content to `sink` in chunks of about `chunkSize` bytes.
+    public static func encode(
+        _ state: StoreState, header: Header, chunkSize: Int = 1 << 20,
+        sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        precondition(header.keys == state.keyspace.count && header.nodes == state.tree.count && header.sessions == state.tree.sessions.count,
+                     "the header's counts must be the state's")
+        var out: [UInt8] = []
+        out.reserveCapacity(chunkSize + (64 << 10))
+        var crc: UInt32 = 0
+        func flush() throws {
+            try out.withUnsafeBytes { raw in
+                crc = CRC32C.checksum(raw, extending: crc)
+                try sink(raw)
+            }
+            out.removeAll(keepingCapacity: true)
+        }
+        out.append(contentsOf: magic)
+        out.append(version)
+        TxnCodec.putUnsigned(header.index, &out)
+        TxnCodec.putUnsigned(header.term, &out)
+        TxnCodec.putSigned(header.time, &out)
+        TxnCodec.putUnsigned(UInt64(header.keys), &out)
+        TxnCodec.putUnsigned(UInt64(header.nodes), &out)
+        TxnCodec.putUnsigned(UInt64(header.sessions), &out)
+        for (key, entry) in state.keyspace.entries {
+            out.append(keyTag)
+            TxnCodec.putBytes(key, &out)
+            TxnCodec.putSigned(entry.expiresAt, &out)
+            TxnCodec.putUnsigned(entry.version, &out)
+            switch entry.value {
+            case .string(let bytes):
+                out.append(0)
+                TxnCodec.putBytes(bytes, &out)
+            case .list(let list):
+                out.append(1)
+                TxnCodec.putUnsigned(UInt64(list.count), &out)
+                for element in list { TxnCodec.putBytes(element, &out) }
+            case .hash(let hash):
+                out.append(2)
+                TxnCodec.putUnsigned(UInt64(hash.count), &out)
+                for (field, value) in hash {
+                    TxnCodec.putBytes(field, &out)
+                    TxnCodec.putBytes(value, &out)
+                }
+            }
+            if out.count >= chunkSize { try flush() }
+        }
+        for (path, node) in state.tree.nodes {
+            out.append(nodeTag)
+            TxnCodec.putString(path, &out)
+            TxnCodec.putBytes(node.data, &out)
+            out.append(node.kind.rawValue)
+            TxnCodec.putSigned(node.ttl, &out)
+            let stat = node.stat
+            for field in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, Int64(stat.version), Int64(stat.cversion),
+                          Int64(stat.aversion), stat.ephemeralOwner, stat.pzxid] {
+                TxnCodec.putSigned(field, &out)
+            }
+            if out.count >= chunkSize { try flush() }
+        }
+        for (id, session) in state.tree.sessions {
+            out.append(sessionTag)
+            TxnCodec.putSigned(id, &out)
+            TxnCodec.putSigned(session.timeout, &out)
+        }
+        out.append(endTag)
+        try out.withUnsafeBytes { crc = CRC32C.checksum($0, extending: crc) }
+        withUnsafeBytes(of: crc.littleEndian) { out.append(contentsOf: $0) }
+        try out.withUnsafeBytes { try sink($0) }
+    }
+
+    // MARK: Decoding
+
+    /// Reads only the header (for `cairn inspect` and choosing a snapshot).
+    public static func decodeHeader(_ content: UnsafeRawBufferPointer) throws(DecodeError) -> Header {
+        var reader = TxnCodec.Reader(bytes: content)
+        return try readHeader(&reader)
+    }
+
+    private static func readHeader(_ reader: inout TxnCodec.Reader) throws(DecodeError) -> Header {
+        guard reader.bytes.count >= magic.count + 1, magic.indices.allSatisfy({ reader.bytes[$0] == magic[$0] }) else { throw .notASnapshot }
+        reader.offset = magic.count
+        let format = reader.bytes[reader.offset]
+        reader.offset += 1
+        guard format == version else { throw .unsupportedVersion(format) }
+        return try wrap { () throws(TxnCodec.DecodeError) -> Header in
+            let index = try reader.unsigned()
+            let term = try reader.unsigned()
+            let time = try reader.signed()
+            // Each record takes at least two bytes: a count above that is a lie, not an allocation.
+            let limit = UInt64(reader.bytes.count / 2)
+            let keys = try reader.unsigned(), nodes = try reader.unsigned(), sessions = try reader.unsigned()
+            guard keys <= limit, nodes <= limit, sessions <= limit else { throw .invalidValue("record count", offset: reader.offset) }
+            return Header(index: index, term: term, time: time, keys: Int(keys), nodes: Int(nodes), sessions: Int(sessions))
+        }
+    }
+
+    /// Decodes and verifies a whole snapshot's content into the state it holds.
+    public static func decode(_ content: UnsafeRawBufferPointer) throws(DecodeError) -> (Header, StoreState) {
+        guard content.count >= magic.count + 1 + 5 else {
+            throw content.count >= magic.count && magic.indices.allSatisfy({ content[$0] == magic[$0] })
+                ? .malformed("truncated", offset: content.count) : .notASnapshot
+        }
+        var reader = TxnCodec.Reader(bytes: content)
+        let header = try readHeader(&reader)
+        var state = StoreState()
+        var keys = 0, nodes = 0, sessions = 0
+        var nodeTable = TreeDictionary<String, ZNode>()
+        var sessionTable = TreeDictionary<Int64, Session>()
+        while true {
+            let start = reader.offset
+            let tag = try wrap { () throws(TxnCodec.DecodeError) -> UInt8 in try reader.byte() }
+            if tag == endTag { break }
+            switch tag {
+            case keyTag:
+                let (key, entry) = try wrap { () throws(TxnCodec.DecodeError) -> (Bytes, Entry) in
+                    let key = try reader.data()
+                    let expiresAt = try reader.signed()
+                    let version = try reader.unsigned()
+                    let typeOffset = reader.offset
+                    let value: Value
+                    switch try reader.byte() {
+                    case 0: value = .string(try reader.data())
+                    case 1: value = .list(PersistentList(try reader.list()))
+                    case 2:
+                        let count = try reader.count(limit: Int.max)
+                        var hash = TreeDictionary<Bytes, Bytes>()
+                        for _ in 0..<count { hash[try reader.data()] = try reader.data() }
+                        guard hash.count == count else { throw .invalidValue("hash with a repeated field", offset: typeOffset) }
+                        value = .hash(hash)
+                    default: throw .invalidValue("value type", offset: typeOffset)
+                    }
+                    return (key, Entry(value: value, expiresAt: expiresAt, version: version))
+                }
+                guard state.keyspace.entries.updateValue(entry, forKey: key) == nil else { throw .malformed("key \"\(key)\" appears twice", offset: start) }
+                keys += 1
+            case nodeTag:
+                let (path, node) = try wrap { () throws(TxnCodec.DecodeError) -> (String, ZNode) in
+                    let path = try reader.string()
+                    let data = try reader.data()
+                    let kind = try reader.raw(NodeKind.self, "node kind")
+                    let ttl = try reader.signed()
+                    var stat = Stat()
+                    stat.czxid = try reader.signed()
+                    stat.mzxid = try reader.signed()
+                    stat.ctime = try reader.signed()
+                    stat.mtime = try reader.signed()
+                    stat.version = try reader.version()
+                    stat.cversion = try reader.version()
+                    stat.aversion = try reader.version()
+                    stat.ephemeralOwner = try reader.signed()
+                    stat.pzxid = try reader.signed()
+                    stat.dataLength = Int32(clamping: data.count)
+                    return (path, ZNode(data: data, stat: stat, kind: kind, ttl: ttl))
+                }
+                guard path == "/" || (try? ZPath.validate(path)) != nil else { throw .malformed("invalid znode path \"\(path)\"", offset: start) }
+                guard nodeTable.updateValue(node, forKey: path) == nil else { throw .malformed("znode \(path) appears twice", offset: start) }
+                nodes += 1
+            case sessionTag:
+                let (id, timeout) = try wrap { () throws(TxnCodec.DecodeError) -> (Int64, Int64) in (try reader.signed(), try reader.signed()) }
+                guard sessionTable.updateValue(Session(timeout: timeout), forKey: id) == nil else { throw .malformed("session \(id) appears twice", offset: start) }
+                sessions += 1
+            default:
+                throw .malformed("unknown record tag \(tag)", offset: start)
+            }
+        }
+        let checksummed = reader.offset
+        guard content.count - checksummed >= 4 else { throw .malformed("truncated checksum", offset: checksummed) }
+        let stored = UInt32(littleEndian: content.loadUnaligned(fromByteOffset: checksummed, as: UInt32.self))
+        guard content.count == checksummed + 4 else { throw .malformed("unexpected bytes after the checksum", offset: checksummed + 4) }
+        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: content[0..<checksummed]))
+        guard stored == computed else { throw .checksumMismatch(stored: stored, computed: computed) }
+        guard keys == header.keys else { throw .countMismatch("keys", header: header.keys, found: keys) }
+        guard nodes == header.nodes else { throw .countMismatch("znodes", header: header.nodes, found: nodes) }
+        guard sessions == header.sessions else { throw .countMismatch("sessions", header: header.sessions, found: sessions) }
+
+        // What is derived: children, numChildren, and each session's ephemerals.
+        guard nodeTable["/"] != nil else { throw .malformed("the root znode is missing", offset: checksummed) }
+        for (path, node) in nodeTable where path != "/" {
+            let parent = ZPath.parent(path)
+            guard nodeTable[parent] != nil else { throw .malformed("znode \(path) has no parent \(parent)", offset: checksummed) }
+            nodeTable[parent]!.children.insert(ZPath.name(path))
+            if node.kind == .ephemeral {
+                guard sessionTable[node.stat.ephemeralOwner] != nil else {
+                    throw .malformed("ephemeral znode \(path) belongs to session \(node.stat.ephemeralOwner), which is not open", offset: checksummed)
+                }
+                sessionTable[node.stat.ephemeralOwner]!.ephemerals.insert(path)
+            }
+        }
+        for (path, node) in nodeTable where node.stat.numChildren != Int32(node.children.count) {
+            nodeTable[path]!.stat.numChildren = Int32(node.children.count)
+        }
+        state.tree.nodes = nodeTable
+        state.tree.sessions = sessionTable
+        return (header, state)
+    }
+
+    /// Runs a reader step, turning its error into a snapshot decode error at the same offset.
+    private static func wrap<T>(_ body: () throws(TxnCodec.DecodeError) -> T) throws(DecodeError) -> T {
+        do { return try body() } catch {
+            switch error {
+            case .truncated(let offset): throw .malformed("truncated", offset: offset)
+            case .malformedVarint(let offset): throw .malformed("malformed varint", offset: offset)
+            case .invalidValue(let what, let offset): throw .malformed("invalid \(what)", offset: offset)
+            case .unknownTag(let tag, let offset): throw .malformed("unknown tag \(tag)", offset: offset)
+            case .trailingBytes(let offset): throw .malformed("unexpected bytes", offset: offset)
+            case .unsupportedVersion(let v): throw .unsupportedVersion(v)
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+import Cairn
+import CairnStorage
+import CairnTesting
+import Foundation
+import SystemPackage
+import Testing
+
+/// Snapshots: round trips, exactness under concurrent writes, crashes at every step of
+/// snapshot + manifest switch + compaction, damage, and the stock `lz4` tool.
+@Suite struct SnapshotTests {
+    func options(_ disk: SimulatedFileSystem, _ clock: ManualClock, policy: FsyncPolicy = .always, segmentSize: Int = 64 << 10) -> StoreOptions {
+        StoreOptions(fsyncPolicy: policy, segmentSize: segmentSize, clock: clock, fileSystem: disk, activeExpiry: false)
+    }
+
+    /// A store holding every kind of state there is.
+    func fillEveryKind(_ store: Store, _ clock: ManualClock) throws {
+        try store.set("plain", "value")
+        try store.set(Bytes([0, 255, 10, 13]), Bytes([1, 2, 3, 0]))
+        try store.set("ttl", "soon", expiry: .milliseconds(60_000))
+        try store.incr("counter")
+        try store.rpush("queue", "a", "b", "c")
+        try store.lpush("queue", "z")
+        _ = try store.hset("hash", [("f1", "v1"), ("f2", Bytes([0xFF]))])
+        try store.create("/app", data: "config")
+        try store.setData("/app", data: "config-v2")
+        try store.create("/app/seq-", sequential: true)
+        try store.create("/app/seq-", sequential: true)
+        let session = try store.createSession(timeout: 30_000)
+        try store.create("/app/eph", data: "me", kind: .ephemeral, session: session)
+        try store.create("/box", kind: .container)
+        try store.create("/box/child")
+        try store.create("/t", data: "x", kind: .ttl, ttl: 90_000)
+        _ = try store.createSession(timeout: 5000)
+        clock.advance(milliseconds: 17)
+    }
+
+    @Test func everyKindOfStateRoundTrips() throws {
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        let store = try Store.open(directory: storeDirectory, options: options(disk, clock))
+        try fillEveryKind(store, clock)
+        let before = store.stateView()
+        // The content format alone.
+        var content: [UInt8] = []
+        let header = SnapshotFormat.Header(index: 99, term: 3, time: 5, keys: before.keyspace.count, nodes: before.tree.count, sessions: before.tree.sessions.count)
+        try SnapshotFormat.encode(before, header: header, chunkSize: 64) { content.append(contentsOf: $0) }
+        let (decodedHeader, decoded) = try content.withUnsafeBytes { try SnapshotFormat.decode($0) }
+        #expect(decodedHeader == header)
+        #expect(decoded == before, "every key, value type, deadline, version, znode Stat, child set and session")
+
+        // Through the store: snapshot, reopen from it, and carry on where it left off.
+        let stats = try store.snapshot()
+        #expect(stats.header.index == store.log.lastIndex && stats.header.keys == 6 && stats.header.sessions == 2)
+        try store.close()
+        let reopened = try Store.open(directory: storeDirectory, options: options(disk, clock))
+        #expect(reopened.stateView() == before)
+        #expect(try reopened.create("/app/seq-", sequential: true) == "/app/seq-0000000003", "the parent's cversion came back")
+        #expect(reopened.pttl("ttl") == 60_000 - 17)
+        #expect(try reopened.incr("counter") == 2)
+        try reopened.close()
+    }
+
+    @Test func aSnapshotDuringConcurrentWritesIsExactlyTheStateAtItsIndex() async throws {
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        // One segment that is never compacted: the log keeps every txn for the check.
+        let store = try Store.open(directory: storeDirectory, options: options(disk, clock, policy: .everysec, segmentSize: 8 << 20))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<4 {
+                group.addTask {
+                    for i in 0..<400 {
+                        try await store.set(Bytes("w\(writer):\(i % 50)"), Bytes("\(i)"))
+                        if i % 7 == 0 { _ = try await store.execute([.push(Bytes("list\(writer)"), [Bytes("\(i)")], left: false, onlyIfExists: false)]) }
+                    }
+                }
+            }
+            group.addTask {
+                for _ in 0..<5 {
+                    try store.snapshot()
+                    await Task.yield()
+                }
+            }
+            try await group.waitForAll()
+        }
+        try store.close()
+        let newest = try #require(Manifest.read(directory: storeDirectory, fileSystem: disk)?.snapshots.first)
+        let (snapshotState, stats) = try SnapshotFile.read(storeDirectory.appending(SnapshotFormat.fileName(index: newest)), fileSystem: disk)
+        // Replay the log up to the snapshot's index on an empty state: the two must be equal.
+        var replayed = StoreState()
+        var changes = StoreState.Changes()
+        let log = try Log.open(directory: storeDirectory, options: LogOptions(fsyncPolicy: .no, segmentSize: 8 << 20), fileSystem: disk) { record in
+            guard record.index <= stats.header.index else { return }
+            _ = replayed.apply(try TxnCodec.decode(Array(record.payload)), index: record.index, changes: &changes)
+            changes = StoreState.Changes()
+        }
+        #expect(log.firstLogIndex == 1)
+        try log.close()
+        #expect(stats.header.index > 0)
+        #expect(snapshotState == replayed)
+    }
+
+    /// Builds the same store on a fresh disk every time (deterministic), with several segments.
+    func preparedStore() throws -> (Store, SimulatedFileSystem, ManualClock, StoreState) {
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        let store = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10))
+        try fillEveryKind(store, clock)
+        for i in 0..<150 { try store.set(Bytes("key\(i)"), Bytes(String(repeating: "v", count: 40))) }
+        try store.snapshot()  // an older snapshot, so retention has something to delete later
+        for i in 0..<150 { try store.set(Bytes("key\(i)"), Bytes("second \(i)")) }
+        return (store, disk, clock, store.stateView())
+    }
+
+    @Test func aCrashAtEveryStepOfSnapshotManifestAndCompactionOpensToTheSameState() throws {
+        // Count the disk operations one snapshot makes (with a retention of 1, to delete too).
+        let (probe, probeDisk, _, _) = try preparedStore()
+        let start = probeDisk.operations
+        try probe.snapshot()
+        let steps = probeDisk.operations - start
+        try probe.close()
+        #expect(steps > 10)
+        let modes: [SimulatedFileSystem.CrashMode] = [.dropUnsynced, .tornWrite, .zeroFilledWrite, .reorderedPages, .processKill]
+        for step in 0...steps {
+            let (store, disk, clock, expected) = try preparedStore()
+            disk.scheduleCrash(afterOperations: step, mode: modes[step % modes.count], seed: UInt64(step))
+            _ = try? store.snapshot()
+            try? store.close()
+            if !disk.hasCrashed { disk.crash(.dropUnsynced, seed: UInt64(step)) }
+            let reopened = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10))
+            #expect(reopened.stateView() == expected, "crash before disk operation \(step) of \(steps)")
+            #expect(reopened.recoveryNotes.isEmpty, "step \(step): \(reopened.recoveryNotes)")
+            // And it goes on: another snapshot, another reopen.
+            try reopened.set("after", "crash")
+            try reopened.snapshot()
+            try reopened.close()
+            let again = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10))
+            #expect(try again.get("after") == "crash")
+            try again.close()
+        }
+    }
+
+    @Test func compactionDeletesCoveredSegmentsAndOldSnapshots() throws {
+        let (store, disk, clock, _) = try preparedStore()
+        let segmentsBefore = store.log.segmentNames.count
+        let stats = try store.snapshot()
+        let segmentsAfter = store.log.segmentNames
+        #expect(segmentsBefore >= 2 && segmentsAfter.count == 1, "only the active segment is left: \(segmentsAfter)")
+        try store.snapshot()
+        try store.snapshot()
+        let files = try disk.listDirectory(storeDirectory).filter { $0.hasPrefix("snapshot-") }.sorted()
+        #expect(files.count == 2, "two snapshots are retained: \(files)")
+        #expect(store.snapshotStatus.manifest?.snapshots.count == 2)
+        try store.close()
+        let reopened = try Store.open(directory: storeDirectory, options: options(disk, clock))
+        #expect(reopened.log.lastIndex >= stats.header.index)
+        try reopened.close()
+    }
+
+    @Test func damagedSnapshotBytesAreDetected() throws {
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        let store = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 8 << 20))
+        try fillEveryKind(store, clock)
+        let first = try store.snapshot()
+        try store.set("later", "1")
+        let second = try store.snapshot()
+        let expected = store.stateView()
+        try store.close()
+
+        // Every flipped bit and every truncation of the content is caught.
+        let (content, _) = try SnapshotFile.content(storeDirectory.appending(second.file), fileSystem: disk)
+        for offset in 0..<content.count {
+            var damaged = content
+            damaged[offset] ^= 0x10
+            #expect(throws: SnapshotFormat.DecodeError.self) { try damaged.withUnsafeBytes { try SnapshotFormat.decode($0) } }
+        }
+        for length in 0..<content.count {
+            #expect(throws: SnapshotFormat.DecodeError.self) { try Array(content[0..<length]).withUnsafeBytes { try SnapshotFormat.decode($0) } }
+        }
+
+        // A damaged newest snapshot: the previous one plus the log (all still in one segment).
+        let path = storeDirectory.appending(second.file)
+        var file = disk.contents(path)!
+        file[file.count / 2] ^= 0x01
+        disk.setContents(path, file)
+        let fallback = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 8 << 20))
+        #expect(fallback.stateView() == expected)
+        #expect(fallback.recoveryNotes.count == 2)
+        #expect(fallback.recoveryNotes.first?.contains(second.file) == true)
+        #expect(fallback.recoveryNotes.last == "recovered from \(first.file) and the log after it")
+        try fallback.close()
+    }
+
+    @Test func aDamagedSnapshotWithoutItsLogIsAClearError() throws {
+        let (store, disk, clock, _) = try preparedStore()
+        let stats = try store.snapshot()  // compacts: the log behind it is gone
+        try store.close()
+        let path = storeDirectory.appending(stats.file)
+        var file = disk.contents(path)!
+        file[file.count - 3] ^= 0x40
+        disk.setContents(path, file)
+        // Retention 2 keeps the previous snapshot, but its log is gone too.
+        do {
+            _ = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10))
+            Issue.record("opened a store whose snapshot is damaged and whose log is compacted")
+        } catch {
+            guard case .unrecoverable(let reason) = error else { Issue.record("unexpected \(error)"); return }
+            #expect(reason.contains(stats.file) && reason.contains("starts at"), "\(reason)")
+        }
+        // A damaged manifest names itself.
+        disk.setContents(storeDirectory.appending(Manifest.fileName), Array("CAIRNMAN garbage".utf8))
+        #expect(throws: StoreError.self) { try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10)) }
+    }
+
+    @Test func snapshotsTakeThemselvesAfterEnoughTxns() throws {
+        let disk = SimulatedFileSystem()
+        var settings = options(disk, ManualClock(), policy: .no)
+        settings.snapshotEveryTxns = 100
+        let store = try Store.open(directory: storeDirectory, options: settings)
+        // Bounded: at most 20 000 writes and 5 s.
+        let started = monotonicNanoseconds()
+        var written = 0
+        while store.snapshotStatus.taken < 2 && written < 20_000 && monotonicNanoseconds() - started < 5_000_000_000 {
+            try store.set(Bytes("k\(written % 250)"), "v")
+            written += 1
+            if written % 100 == 0 { usleep(1000) }
+        }
+        #expect(store.snapshotStatus.taken >= 2)
+        #expect(store.snapshotStatus.lastError == nil)
+        try store.close()
+        let reopened = try Store.open(directory: storeDirectory, options: settings)
+        #expect(reopened.dbsize() == 250)
+        try reopened.close()
+    }
+
+    @Test func theStockLZ4ToolDecompressesASnapshot() throws {
+        let tool = ["/usr/bin/lz4", "/usr/local/bin/lz4"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let tool else {
+            print("skipping: the lz4 tool is not installed (apt-get install lz4)")
+            return
+        }
+        let directory = FilePath(NSTemporaryDirectory()).appending("cairn-lz4-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(atPath: directory.string) }
+        let clock = ManualClock()
+        let store = try Store.open(directory: directory, options: StoreOptions(fsyncPolicy: .no, clock: clock, activeExpiry: false))
+        try fillEveryKind(store, clock)
+        for i in 0..<5000 { try store.set(Bytes("key:\(i)"), Bytes("value \(i * 7919 % 10007)")) }
+        let stats = try store.snapshot()
+        try store.close()
+        let snapshotPath = directory.appending(stats.file)
+        let output = directory.appending("decompressed")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = ["-d", "-f", "-q", snapshotPath.string, output.string]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let decompressed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: output.string)))
+        let (content, _) = try SnapshotFile.content(snapshotPath, fileSystem: PosixFileSystem())
+        #expect(decompressed == content)
+        #expect(Array(decompressed.prefix(8)) == Array("CAIRNSNP".utf8))
+    }
+}
