@@ -25,6 +25,10 @@ let package = Package(
             name: "FuzzTxnDecoder",
             dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn)]
         ),
+        .executableTarget(
+            name: "FuzzSnapshotDecoder",
+            dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn), .product(name: "CairnStorage", package: cairn)]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cairn
 import CairnStorage
 import Foundation
 import SystemPackage
@@ -7,10 +8,12 @@ import SystemPackage
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Verify a data directory's log; with --fix, cut it at the first damage.",
+        abstract: "Verify a data directory's log and snapshots; with --fix, cut the log at the first damage.",
         discussion: """
-            Exit status: 0 when the log is intact (a crash-torn tail, which opening cuts by \
-            itself, counts as intact), 1 when it is damaged, 2 when it cannot be read.
+            Snapshots are checked too: the LZ4 frame's checksums, the content checksum and \
+            counts, and that the log continues each one without a gap. Exit status: 0 when \
+            everything is intact (a crash-torn log tail, which opening cuts by itself, counts \
+            as intact), 1 when something is damaged, 2 when the directory cannot be read.
             """
     )
 
@@ -58,10 +61,12 @@ struct CheckCommand: ParsableCommand {
         let first = scan.firstIndex.map(String.init) ?? "-"
         let last = scan.lastValidIndex.map(String.init) ?? "-"
         print("segments: \(scan.segments.count), valid records: \(scan.recordCount), first index: \(first), last valid index: \(last)")
+        let snapshotsIntact = checkSnapshots(path, fs, scan)
 
         switch scan.problem {
         case nil:
             print("OK: the log is intact")
+            if !snapshotsIntact { throw ExitCode(1) }
             return
         case .tornTail(let tail):
             print("torn tail (a crash mid-write; opening the store cuts it): \(tail)")
@@ -70,6 +75,7 @@ struct CheckCommand: ParsableCommand {
         }
         guard fix, let repair = LogRepair.plan(for: scan) else {
             if case .corruption = scan.problem { throw ExitCode(1) }
+            if !snapshotsIntact { throw ExitCode(1) }
             return
         }
         print("--fix will: \(repair)")
@@ -87,6 +93,65 @@ struct CheckCommand: ParsableCommand {
             throw ExitCode(2)
         }
         print("Fixed: \(repair.recordsLost) records dropped; the log now ends at index \(repair.lastKeptIndex.map(String.init) ?? "(empty)").")
+    }
+}
+
+extension CheckCommand {
+    /// Verifies every snapshot the manifest names and that the log continues the newest usable
+    /// one; prints what it finds. False when something is damaged.
+    func checkSnapshots(_ path: FilePath, _ fs: PosixFileSystem, _ scan: LogDirectoryScan) -> Bool {
+        let manifest: Manifest?
+        do { manifest = try Manifest.read(directory: path, fileSystem: fs) } catch {
+            print("DAMAGED: \(error)")
+            return false
+        }
+        guard let manifest else {
+            let strays = ((try? fs.listDirectory(path)) ?? []).filter { SnapshotFormat.index(fromFileName: $0) != nil }
+            print("snapshots: none (no MANIFEST)" + (strays.isEmpty ? "" : "; not in use: \(strays.sorted().joined(separator: ", "))"))
+            if let first = scan.firstIndex, first > 1 {
+                print("DAMAGED: without a snapshot the log must start at index 1, but it starts at \(first)")
+                return false
+            }
+            return true
+        }
+        var intact = true
+        var usable: UInt64?
+        for index in manifest.snapshots {
+            let name = SnapshotFormat.fileName(index: index)
+            let progress = Progress(label: "checking \(name)")
+            do {
+                let (_, stats) = try SnapshotFile.read(path.appending(name), fileSystem: fs)
+                progress.finish()
+                print("  \(name)  index \(stats.header.index)  \(stats.header.keys) keys, \(stats.header.nodes) znodes, "
+                      + "\(stats.header.sessions) sessions, \(formatBytes(stats.fileBytes)) (ratio "
+                      + String(format: "%.2f", stats.compressionRatio) + "): checksums and counts OK")
+                if usable == nil { usable = index }
+            } catch {
+                progress.finish()
+                print("  \(name)  DAMAGED: \(error)")
+                intact = false
+            }
+        }
+        let first = scan.firstIndex
+        let last = scan.lastValidIndex ?? 0
+        guard let base = usable else {
+            if let first, first > 1 {
+                print("DAMAGED: no snapshot is usable and the log starts at index \(first), not 1")
+            } else {
+                print("no snapshot is usable, but the log holds everything from index 1")
+            }
+            return false
+        }
+        if let first, first > base + 1 {
+            print("DAMAGED: the snapshot at index \(base) needs the log from index \(base + 1), but it starts at \(first)")
+            return false
+        }
+        if last < base && scan.recordCount > 0 {
+            print("DAMAGED: the log ends at index \(last), before the snapshot's index \(base)")
+            return false
+        }
+        print("the log continues snapshot \(base) without a gap" + (base == manifest.snapshots.first ? "" : " (an older snapshot: the newest is damaged)"))
+        return intact
     }
 }
 

@@ -9,21 +9,36 @@ import CairnStorage
 /// and only when standard error is a terminal.
 final class Progress {
     private let label: String
+    private let verb: String
     private let enabled = isatty(2) != 0
     private var bytes = 0
     private var lastDraw = monotonicNanoseconds()
     private var drawn = false
 
-    init(label: String) { self.label = label }
+    init(label: String, verb: String = "read") {
+        self.label = label
+        self.verb = verb
+    }
 
     func advance(bytes count: Int) {
         bytes += count
         guard enabled, bytes & 0xFFFF < count || count > 0xFFFF else { return }
+        draw()
+    }
+
+    /// Sets the total so far (for callbacks that report totals).
+    func set(bytes total: Int) {
+        bytes = total
+        guard enabled else { return }
+        draw()
+    }
+
+    private func draw() {
         let now = monotonicNanoseconds()
         if now - lastDraw > 500_000_000 {
             lastDraw = now
             drawn = true
-            writeText(2, "\r\(label): \(formatBytes(bytes)) read")
+            writeText(2, "\r\(label): \(formatBytes(bytes)) \(verb)")
         }
     }
 

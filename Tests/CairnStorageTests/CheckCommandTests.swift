@@ -7,20 +7,7 @@ import Testing
 /// `cairn check DIR [--fix]` run as a user runs it.
 @Suite struct CheckCommandTests {
     func run(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = try cairnExecutable()
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let stdin = Pipe()
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runCairn(arguments, input: input)
     }
 
     func makeLog(_ directory: TemporaryDirectory, records: Int) throws -> [String] {

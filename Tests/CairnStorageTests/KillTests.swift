@@ -4,15 +4,6 @@ import Foundation
 import SystemPackage
 import Testing
 
-/// Locates the `cairn` executable built beside this test bundle.
-func cairnExecutable() throws -> URL {
-    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    var candidates = [bundle.appendingPathComponent("cairn")]
-    candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("cairn"))
-    if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) { return found }
-    throw CairnTestError("the cairn executable is not beside the tests (\(candidates.map(\.path))); run `swift build` first")
-}
-
 struct CairnTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

@@ -260,4 +260,18 @@ import Testing
         #expect(decompressed == content)
         #expect(Array(decompressed.prefix(8)) == Array("CAIRNSNP".utf8))
     }
+
+    /// Seeds for Fuzz/Corpus/snapshot: `CAIRN_WRITE_SNAPSHOT_SEEDS=$PWD/Fuzz/Corpus/snapshot swift test --filter writeSeedsWhenAsked`.
+    @Test func writeSeedsWhenAsked() throws {
+        guard let folder = ProcessInfo.processInfo.environment["CAIRN_WRITE_SNAPSHOT_SEEDS"] else { return }
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        let store = try Store.open(directory: storeDirectory, options: options(disk, clock))
+        try fillEveryKind(store, clock)
+        let stats = try store.snapshot()
+        try store.close()
+        let (content, _) = try SnapshotFile.content(storeDirectory.appending(stats.file), fileSystem: disk)
+        FileManager.default.createFile(atPath: "\(folder)/content", contents: Data(content))
+        FileManager.default.createFile(atPath: "\(folder)/frame", contents: Data(disk.contents(storeDirectory.appending(stats.file))!))
+    }
 }

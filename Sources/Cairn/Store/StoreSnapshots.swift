@@ -184,3 +184,41 @@ extension Store {
         if removed { do { try fileSystem.syncDirectory(directory) } catch { throw .disk(error) } }
     }
 }
+
+extension Store {
+    /// What a directory holds, read without opening it for writing (no lock, nothing cut or
+    /// deleted): the state recovery would build, the index it ends at, and what was skipped.
+    /// For `cairn inspect` and tools; a live directory may be read too.
+    public static func readState(directory: FilePath, fileSystem: any FileSystem = PosixFileSystem()) throws(StoreError) -> (state: StoreState, index: UInt64, notes: [String]) {
+        var recovered = try loadSnapshot(directory: directory, fileSystem: fileSystem)
+        var state = recovered.state ?? StoreState()
+        let base = recovered.index
+        var last = base
+        var scratch = StoreState.Changes()
+        do {
+            let scan = try LogDirectoryScan.run(directory: directory, fileSystem: fileSystem) { record in
+                if record.index <= base { return }
+                let txn: Txn
+                do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {
+                    throw StoreError.undecodableTxn(index: record.index, error)
+                }
+                _ = state.apply(txn, index: record.index, changes: &scratch)
+                scratch.removeAll()
+                last = record.index
+            }
+            if case .corruption(let error) = scan.problem { throw StoreError.log(error) }
+            let first = scan.firstIndex ?? base + 1
+            if first > base + 1 {
+                throw StoreError.unrecoverable("the snapshot at index \(base) needs the log from index \(base + 1), but it starts at \(first)")
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as LogError {
+            throw .log(error)
+        } catch {
+            preconditionFailure("unexpected error \(error)")
+        }
+        if !recovered.failures.isEmpty { recovered.notes = recovered.failures }
+        return (state, last, recovered.notes)
+    }
+}
