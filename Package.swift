@@ -62,6 +62,7 @@ let package = Package(
             dependencies: [
                 "CairnStorage",
                 "Cairn",
+                "CairnTesting",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

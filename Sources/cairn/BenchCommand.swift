@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Cairn: throughput and latency, side by side with baselines in one run.",
-        subcommands: [StoreBenchCommand.self, LogBenchCommand.self, WheelBenchCommand.self, ExpiryBenchCommand.self],
+        subcommands: [StoreBenchCommand.self, LogBenchCommand.self, WheelBenchCommand.self, ExpiryBenchCommand.self, SnapshotBenchCommand.self],
         defaultSubcommand: StoreBenchCommand.self
     )
 }
@@ -263,5 +263,28 @@ struct ExpiryBenchCommand: ParsableCommand {
             guard let mode = FsyncPolicy(rawValue: String(name)) else { throw ValidationError("unknown mode \(name)") }
             for line in try benchmark.run(keys: keys, mode: mode, warmup: warmup).summary { print(line) }
         }
+    }
+}
+
+/// `cairn bench snapshot`: snapshot write and load against the `lz4` tool, reopen, writes during.
+struct SnapshotBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Snapshot a large state side by side with lz4 -1 / lz4 -d; reopen time; writes during a snapshot.")
+
+    @Option(help: "Keys in the state (100-byte values).")
+    var keys = 1_000_000
+    @Option(help: "Znodes in the state.")
+    var znodes = 100_000
+    @Option(help: "Txns of log after the snapshot for the reopen measurement.")
+    var logTxns = 100_000
+    @Option(help: "Rounds of the write/load comparison (medians are reported).")
+    var rounds = 3
+    @Option(help: "Scratch directory (removed afterwards).")
+    var dir = FileManager.default.temporaryDirectory.path
+
+    func run() throws {
+        let benchmark = SnapshotBenchmark(directory: FilePath(dir), keys: keys, znodes: znodes, logTxns: logTxns)
+        for line in try benchmark.run(rounds: rounds).lines { print(line) }
     }
 }

@@ -12,6 +12,8 @@ public enum SnapshotFile {
         /// Bytes on disk.
         public var fileBytes: Int
         public var seconds: Double
+        /// Of `seconds`, the time spent in `fdatasync` (writing: making the file durable).
+        public var syncSeconds: Double = 0
         public var compressionRatio: Double { Double(contentBytes) / Double(max(fileBytes, 1)) }
     }
 
@@ -28,6 +30,7 @@ public enum SnapshotFile {
         let temporary = directory.appending(name + ".tmp")
         var contentBytes = 0
         var offset = 0
+        var syncNanoseconds: UInt64 = 0
         do {
             let compressor = try LZ4FrameCompressor(level: level)
             let file = try fileSystem.open(temporary, create: true)
@@ -45,7 +48,9 @@ public enum SnapshotFile {
                 progress?(contentBytes)
             }
             try put(compressor.end())
+            let syncStart = monotonicNanoseconds()
             try file.syncData()
+            syncNanoseconds = monotonicNanoseconds() - syncStart
         } catch let error as DiskError {
             throw .disk(error)
         } catch let error as LZ4Error {
@@ -58,7 +63,7 @@ public enum SnapshotFile {
             try fileSystem.syncDirectory(directory)
         } catch { throw .disk(error) }
         return Stats(header: header, file: name, contentBytes: contentBytes, fileBytes: offset,
-                     seconds: Double(monotonicNanoseconds() - started) / 1e9)
+                     seconds: Double(monotonicNanoseconds() - started) / 1e9, syncSeconds: Double(syncNanoseconds) / 1e9)
     }
 
     /// The decompressed content of a snapshot file (checksums of the LZ4 frame verified).

@@ -1,0 +1,211 @@
+import Cairn
+import CairnStorage
+import CairnTesting
+import Foundation
+import Histogram
+import SystemPackage
+
+/// Snapshots of a large state, side by side with the stock `lz4` tool on the same bytes, plus
+/// reopening from snapshot + log and the cost of a snapshot to concurrent writes.
+public struct SnapshotBenchmark: Sendable {
+    public var directory: FilePath
+    public var keys: Int
+    public var znodes: Int
+    public var valueSize: Int
+    public var logTxns: Int
+
+    public init(directory: FilePath, keys: Int = 1_000_000, znodes: Int = 100_000, valueSize: Int = 100, logTxns: Int = 100_000) {
+        self.directory = directory
+        self.keys = keys
+        self.znodes = znodes
+        self.valueSize = valueSize
+        self.logTxns = logTxns
+    }
+
+    /// Median of `values`.
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+    }
+
+    /// Runs `tool` with `arguments`; returns the wall time in seconds (nil when it failed).
+    static func timeTool(_ tool: String, _ arguments: [String]) -> Double? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let start = monotonicNanoseconds()
+        guard (try? process.run()) != nil else { return nil }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return Double(monotonicNanoseconds() - start) / 1e9
+    }
+
+    /// 16-byte keys and values of random letters and digits (the worst case for compression
+    /// short of random bytes: the ratio reported is honest, not flattered by repetition).
+    static func fill(_ store: Store, keys: Int, znodes: Int, valueSize: Int, seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        func value() -> Bytes { Bytes((0..<valueSize).map { _ in alphabet[Int(rng.next() % 36)] }) }
+        for start in stride(from: 0, to: keys, by: 1000) {
+            _ = try store.execute((start..<min(start + 1000, keys)).map {
+                .set(Bytes("key:\(String(repeating: "0", count: 12 - String($0).count))\($0)"), value(), condition: .always, expiry: .clear, returnOld: false)
+            })
+        }
+        let parents = max(1, znodes / 1000)
+        _ = try store.execute((0..<parents).map { .createNode(path: "/p\($0)", data: value(), kind: .persistent, sequential: false, ttl: 0, owner: 0) })
+        for start in stride(from: 0, to: znodes - parents, by: 1000) {
+            _ = try store.execute((start..<min(start + 1000, znodes - parents)).map {
+                .createNode(path: "/p\($0 % parents)/n\($0)", data: value(), kind: .persistent, sequential: false, ttl: 0, owner: 0)
+            })
+        }
+    }
+
+    public struct Result: Sendable {
+        public var contentBytes = 0
+        public var fileBytes = 0
+        public var ourWrite: [Double] = []          // seconds, without the final fdatasync
+        public var ourSync: [Double] = []
+        public var toolCompress: [Double] = []
+        public var ourDecompress: [Double] = []     // LZ4 frame only
+        public var ourLoad: [Double] = []           // read + decompress + decode into a state
+        public var toolDecompress: [Double] = []
+        public var serialiseOnly: [Double] = []     // encode, no compression or I/O
+        public var decodeOnly: [Double] = []        // content to state, no I/O or decompression
+        public var reopenSeconds = 0.0
+        public var writesWithout: (ops: Double, p99: Double) = (0, 0)
+        public var writesDuring: (ops: Double, p99: Double, snapshotSeconds: Double) = (0, 0, 0)
+        public var toolFound = false
+
+        public var lines: [String] {
+            let mb = Double(contentBytes) / 1e6
+            func rate(_ seconds: [Double]) -> String { String(format: "%.0f MB/s", mb / max(SnapshotBenchmark.median(seconds), 1e-9)) }
+            var out = [String(format: "state: %.1f MB serialised, %.1f MB on disk (compression ratio %.2f)", mb, Double(fileBytes) / 1e6, Double(contentBytes) / Double(max(fileBytes, 1)))]
+            let write = SnapshotBenchmark.median(ourWrite), sync = SnapshotBenchmark.median(ourSync)
+            out.append(String(format: "snapshot write (serialise + LZ4 + write, before its fdatasync): %.3f s = %@; its fdatasync: %.3f s", write, rate(ourWrite), sync))
+            if toolFound {
+                let compress = SnapshotBenchmark.median(toolCompress)
+                out.append(String(format: "lz4 -1 on the same bytes: %.3f s = %@ -> ours is %.0f%% of it (target >= 75%%)", compress, rate(toolCompress), 100 * compress / max(write, 1e-9)))
+            } else {
+                out.append("lz4 tool not found: no side-by-side figure (apt-get install lz4)")
+            }
+            let decompress = SnapshotBenchmark.median(ourDecompress), load = SnapshotBenchmark.median(ourLoad)
+            out.append(String(format: "snapshot load: LZ4 frame decompress %.3f s = %@; + decode into the state %.3f s = %@", decompress, rate(ourDecompress), load, rate(ourLoad)))
+            if toolFound {
+                let tool = SnapshotBenchmark.median(toolDecompress)
+                out.append(String(format: "lz4 -d on the same file: %.3f s = %@ -> decompress %.0f%%, full load %.0f%% of it (target >= 50%%)",
+                                  tool, rate(toolDecompress), 100 * tool / max(decompress, 1e-9), 100 * tool / max(load, 1e-9)))
+            }
+            out.append(String(format: "  of which: serialising alone %.3f s, decoding the content into a state alone %.3f s",
+                              SnapshotBenchmark.median(serialiseOnly), SnapshotBenchmark.median(decodeOnly)))
+            out.append(String(format: "reopen from snapshot + log: %.3f s (target < 1.5 s)", reopenSeconds))
+            out.append(String(format: "writes without a snapshot: %.0f set/s, p99 %.1f us", writesWithout.ops, writesWithout.p99))
+            out.append(String(format: "writes during a snapshot (%.2f s): %.0f set/s (%.0f%%, target >= 70%%), p99 %.1f us (%.2fx, target <= 2x)",
+                              writesDuring.snapshotSeconds, writesDuring.ops, 100 * writesDuring.ops / max(writesWithout.ops, 1), writesDuring.p99,
+                              writesDuring.p99 / max(writesWithout.p99, 1e-9)))
+            return out
+        }
+    }
+
+    public func run(rounds: Int = 3) throws -> Result {
+        let path = directory.appending("snapshot-bench-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(atPath: path.string) }
+        let fs = PosixFileSystem()
+        try fs.createDirectory(path)
+        var options = StoreOptions(fsyncPolicy: .everysec, activeExpiry: false, snapshotEveryTxns: 0, snapshotEveryBytes: 0, snapshotsRetained: 1)
+        options.segmentSize = 64 << 20
+        var result = Result()
+        let tool = ["/usr/bin/lz4", "/usr/local/bin/lz4"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        result.toolFound = tool != nil
+        var store = try Store.open(directory: path, options: options)
+        try Self.fill(store, keys: keys, znodes: znodes, valueSize: valueSize, seed: 42)
+
+        // Writes with and without a snapshot running, 2 s each way.
+        let without = try Self.writes(store, seconds: 2, during: nil)
+        result.writesWithout = (without.ops, without.p99)
+        let filled = store
+        let during = try Self.writes(store, seconds: 10, during: { try filled.snapshot() })
+        result.writesDuring = (during.ops, during.p99, during.snapshotSeconds)
+
+        // Write, compress and load, interleaved with the tool on the same bytes.
+        for _ in 0..<rounds {
+            let stats = try store.snapshot()
+            result.ourWrite.append(stats.seconds - stats.syncSeconds)
+            result.ourSync.append(stats.syncSeconds)
+            result.contentBytes = stats.contentBytes
+            result.fileBytes = stats.fileBytes
+            let file = path.appending(stats.file)
+            let (content, _) = try SnapshotFile.content(file, fileSystem: fs)
+            let raw = directory.appending("snapshot-bench-content.bin")
+            let compressed = directory.appending("snapshot-bench-content.lz4")
+            let restored = directory.appending("snapshot-bench-restored.bin")
+            defer { for p in [raw, compressed, restored] { try? FileManager.default.removeItem(atPath: p.string) } }
+            try Data(content).write(to: URL(fileURLWithPath: raw.string))
+            if let tool, let seconds = Self.timeTool(tool, ["-1", "-f", "-q", raw.string, compressed.string]) { result.toolCompress.append(seconds) }
+            let fileBytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file.string)))
+            let state = store.stateView()
+            var start = monotonicNanoseconds()
+            var sunk = 0
+            try SnapshotFormat.encode(state, header: stats.header) { sunk += $0.count }
+            result.serialiseOnly.append(Double(monotonicNanoseconds() - start) / 1e9)
+            start = monotonicNanoseconds()
+            _ = try content.withUnsafeBytes { try SnapshotFormat.decode($0) }
+            result.decodeOnly.append(Double(monotonicNanoseconds() - start) / 1e9)
+            start = monotonicNanoseconds()
+            _ = try fileBytes.withUnsafeBytes { try LZ4Frame.decompress($0) }
+            result.ourDecompress.append(Double(monotonicNanoseconds() - start) / 1e9)
+            start = monotonicNanoseconds()
+            _ = try SnapshotFile.read(file, fileSystem: fs)
+            result.ourLoad.append(Double(monotonicNanoseconds() - start) / 1e9)
+            if let tool, let seconds = Self.timeTool(tool, ["-d", "-f", "-q", file.string, restored.string]) { result.toolDecompress.append(seconds) }
+        }
+
+        // Reopen from the snapshot plus `logTxns` txns of log.
+        let keyNames = (0..<1000).map { Bytes("key:\(String(repeating: "0", count: 12 - String($0).count))\($0)") }
+        let value = Bytes([UInt8](repeating: 0x76, count: valueSize))
+        for i in 0..<logTxns { try store.set(keyNames[i % keyNames.count], value) }
+        try store.close()
+        let start = monotonicNanoseconds()
+        store = try Store.open(directory: path, options: options)
+        result.reopenSeconds = Double(monotonicNanoseconds() - start) / 1e9
+        precondition(store.dbsize() == keys, "reopened \(store.dbsize()) keys, expected \(keys)")
+        try store.close()
+        return result
+    }
+
+    /// One writer setting random keys of the store for `seconds`, or for as long as `during`
+    /// runs on another thread; ops/s and p99 (us) of the writes in that window.
+    static func writes(_ store: Store, seconds: Double, during: (@Sendable () throws -> SnapshotFile.Stats)?) throws -> (ops: Double, p99: Double, snapshotSeconds: Double) {
+        final class Flag: @unchecked Sendable {
+            let lock = Lock()
+            var done = false
+            var seconds = 0.0
+            var failure: String?
+        }
+        let flag = Flag()
+        if let during {
+            startThread(name: "bench-snapshot") {
+                let start = monotonicNanoseconds()
+                do { _ = try during() } catch { flag.lock.withLock { flag.failure = "\(error)" } }
+                let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+                flag.lock.withLock { flag.done = true; flag.seconds = elapsed }
+            }
+        }
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+        var rng = SplitMix64(seed: 7)
+        let value = Bytes([UInt8](repeating: 0x77, count: 100))
+        let keys = (0..<100_000).map { Bytes("key:\(String(repeating: "0", count: 12 - String($0).count))\($0)") }
+        let start = monotonicNanoseconds()
+        let end = start + UInt64(seconds * 1e9)
+        var count = 0
+        while true {
+            let t0 = monotonicNanoseconds()
+            if during == nil ? t0 >= end : (count % 64 == 0 && flag.lock.withLock({ flag.done })) || t0 >= end { break }
+            try store.set(keys[Int(rng.next() % UInt64(keys.count))], value)
+            _ = histogram.record(monotonicNanoseconds() - t0)
+            count += 1
+        }
+        let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+        if let failure = flag.lock.withLock({ flag.failure }) { throw BenchError(message: "the snapshot failed: \(failure)") }
+        return (Double(count) / elapsed, Double(histogram.valueAtPercentile(99)) / 1000, flag.lock.withLock { flag.seconds })
+    }
+}
