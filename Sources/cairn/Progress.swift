@@ -7,7 +7,7 @@ import CairnStorage
 
 /// A progress line on standard error for long operations, redrawn at most every half second
 /// and only when standard error is a terminal.
-final class Progress {
+final class Progress: @unchecked Sendable {
     private let label: String
     private let verb: String
     private let enabled = isatty(2) != 0

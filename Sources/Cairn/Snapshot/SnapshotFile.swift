@@ -19,35 +19,53 @@ public enum SnapshotFile {
 
     /// Writes `state` as the snapshot of `header.index`: to a temporary name, `fdatasync`,
     /// renamed into place, and the directory synced, so the file is whole or absent after a
-    /// crash. `progress` is told the content bytes written so far, about every MiB.
+    /// crash. Serialising (a walk of the whole state, bound by memory latency) runs on this
+    /// thread while another compresses and writes the chunks before it. `progress` is told the
+    /// content bytes serialised so far, about every MiB.
     @discardableResult
     public static func write(
         _ state: StoreState, header: SnapshotFormat.Header, directory: FilePath, fileSystem: any FileSystem,
-        level: Int32 = 1, progress: ((Int) -> Void)? = nil
+        level: Int32 = 1, progress: (@Sendable (Int) -> Void)? = nil
     ) throws(SnapshotError) -> Stats {
         let started = monotonicNanoseconds()
         let name = SnapshotFormat.fileName(index: header.index)
         let temporary = directory.appending(name + ".tmp")
         var contentBytes = 0
-        var offset = 0
         var syncNanoseconds: UInt64 = 0
+        let fileBytes: Int
         do {
             let compressor = try LZ4FrameCompressor(level: level)
             let file = try fileSystem.open(temporary, create: true)
             defer { try? file.close() }
             try file.truncate(to: 0)
-            func put(_ bytes: UnsafeRawBufferPointer) throws(DiskError) {
-                guard bytes.count > 0 else { return }
-                try file.write(bytes, at: offset)
-                offset += bytes.count
+            let pipe = ChunkPipe(depth: 4)
+            let writer = CompressingWriter(compressor: compressor, file: file)
+            startThread(name: "cairn-snapshot-lz4") { writer.run(pipe) }
+            // This thread serialises (a walk of the whole state); the writer thread keeps the
+            // checksum, compresses and writes. (Two serialisers over halves of the keys were
+            // slower on two cores: the walk needs a core of its own, and so does LZ4.)
+            let counter = Counter()
+            let progressLock = Lock()
+            @Sendable func put(_ chunk: UnsafeRawBufferPointer) throws {
+                guard pipe.put(Array(chunk)) else { throw writer.failure ?? SnapshotError.disk(DiskError(.write, temporary, .ioError)) }
+                let total = counter.add(chunk.count)
+                if let progress { progressLock.withLock { progress(total) } }
             }
-            try put(compressor.begin())
-            try SnapshotFormat.encode(state, header: header) { chunk in
-                try put(compressor.update(chunk))
-                contentBytes += chunk.count
-                progress?(contentBytes)
-            }
-            try put(compressor.end())
+            let failure = Failure()
+            do {
+                var out = ContentWriter(chunkSize: 1 << 20, checksum: false)
+                SnapshotFormat.encodeHeader(header, into: &out)
+                try SnapshotFormat.encodeKeys(state.keyspace.entries, into: &out, put)
+                try SnapshotFormat.encodeNodes(state.tree.nodes, into: &out, put)
+                SnapshotFormat.encodeSessions(state.tree.sessions, into: &out)
+                try out.flush(force: true, put)
+            } catch { failure.record(error) }
+            if failure.error == nil { _ = pipe.putFooter() }
+            pipe.close()
+            if let failure = writer.wait() { throw failure }
+            if let error = failure.error { throw error }
+            contentBytes = counter.value + SnapshotFormat.footerSize
+            fileBytes = writer.offset
             let syncStart = monotonicNanoseconds()
             try file.syncData()
             syncNanoseconds = monotonicNanoseconds() - syncStart
@@ -55,6 +73,8 @@ public enum SnapshotFile {
             throw .disk(error)
         } catch let error as LZ4Error {
             throw .compression(file: name, error)
+        } catch let error as SnapshotError {
+            throw error
         } catch {
             preconditionFailure("unexpected error \(error)")
         }
@@ -62,7 +82,7 @@ public enum SnapshotFile {
             try fileSystem.rename(temporary, to: directory.appending(name))
             try fileSystem.syncDirectory(directory)
         } catch { throw .disk(error) }
-        return Stats(header: header, file: name, contentBytes: contentBytes, fileBytes: offset,
+        return Stats(header: header, file: name, contentBytes: contentBytes, fileBytes: fileBytes,
                      seconds: Double(monotonicNanoseconds() - started) / 1e9, syncSeconds: Double(syncNanoseconds) / 1e9)
     }
 
@@ -99,3 +119,124 @@ public enum SnapshotFile {
                              seconds: Double(monotonicNanoseconds() - started) / 1e9))
     }
 }
+
+/// A bounded queue of content chunks from the serialisers to the compressing writer; an empty
+/// chunk after the last one asks for the footer (end tag and checksum).
+final class ChunkPipe: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var chunks: [[UInt8]] = []
+    private var closed = false
+    private var failed = false
+    private let depth: Int
+
+    init(depth: Int) { self.depth = depth }
+
+    /// Queues a chunk, waiting while the queue is full; false once the consumer has failed.
+    func put(_ chunk: [UInt8]) -> Bool {
+        lock.withLock {
+            while chunks.count >= depth && !failed { lock.wait() }
+            if failed { return false }
+            chunks.append(chunk)
+            lock.broadcast()
+            return true
+        }
+    }
+
+    /// The next chunk, or nil once closed and drained.
+    func take() -> [UInt8]? {
+        lock.withLock {
+            while chunks.isEmpty && !closed { lock.wait() }
+            if chunks.isEmpty { return nil }
+            let chunk = chunks.removeFirst()
+            lock.broadcast()
+            return chunk
+        }
+    }
+
+    /// Asks for the footer once every record is queued.
+    func putFooter() -> Bool { put([]) }
+
+    func close() { lock.withLock { closed = true; lock.broadcast() } }
+    func fail() { lock.withLock { failed = true; lock.broadcast() } }
+}
+
+/// Compresses chunks into the LZ4 frame and writes them, on its own thread.
+final class CompressingWriter: @unchecked Sendable {
+    private let compressor: LZ4FrameCompressor
+    private let file: any DiskFile
+    private let done = ConditionLock()
+    private var finished = false
+    private(set) var offset = 0
+    private(set) var failure: SnapshotError?
+
+    init(compressor: LZ4FrameCompressor, file: any DiskFile) {
+        self.compressor = compressor
+        self.file = file
+    }
+
+    func run(_ pipe: ChunkPipe) {
+        do throws(SnapshotError) {
+            try put(try lz4 { () throws(LZ4Error) in try compressor.begin() })
+            var crc: UInt32 = 0
+            while let chunk = pipe.take() {
+                if chunk.isEmpty {
+                    // The footer: the end tag, then the checksum of everything before it.
+                    let end = [SnapshotFormat.endTag]
+                    crc = end.withUnsafeBytes { CRC32C.checksum($0, extending: crc) }
+                    var footer = end
+                    withUnsafeBytes(of: crc.littleEndian) { footer.append(contentsOf: $0) }
+                    try withBytes(footer) { (raw) throws(SnapshotError) in try put(try compress(raw)) }
+                    continue
+                }
+                try withBytes(chunk) { (raw) throws(SnapshotError) in
+                    crc = CRC32C.checksum(raw, extending: crc)
+                    try put(try compress(raw))
+                }
+            }
+            try put(try lz4 { () throws(LZ4Error) in try compressor.end() })
+        } catch {
+            done.withLock { failure = error }
+            pipe.fail()
+        }
+        done.withLock { finished = true; done.broadcast() }
+    }
+
+    private func lz4(_ body: () throws(LZ4Error) -> UnsafeRawBufferPointer) throws(SnapshotError) -> UnsafeRawBufferPointer {
+        do { return try body() } catch { throw .compression(file: file.path.lastComponent?.string ?? "", error) }
+    }
+
+    private func compress(_ raw: UnsafeRawBufferPointer) throws(SnapshotError) -> UnsafeRawBufferPointer {
+        do { return try compressor.update(raw) } catch { throw .compression(file: file.path.lastComponent?.string ?? "", error) }
+    }
+
+    private func put(_ bytes: UnsafeRawBufferPointer) throws(SnapshotError) {
+        guard bytes.count > 0 else { return }
+        do { try file.write(bytes, at: offset) } catch { throw .disk(error) }
+        offset += bytes.count
+    }
+
+    /// Waits for the writer to finish; its failure, if any.
+    func wait() -> SnapshotError? {
+        done.withLock {
+            while !finished { done.wait() }
+            return failure
+        }
+    }
+}
+
+/// The first error of several threads.
+final class Failure: @unchecked Sendable {
+    private let lock = Lock()
+    private var first: (any Error)?
+    func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
+    var error: (any Error)? { lock.withLock { first } }
+}
+
+/// A running total shared by threads.
+final class Counter: @unchecked Sendable {
+    private let lock = Lock()
+    private var total = 0
+    func add(_ amount: Int) -> Int { lock.withLock { total += amount; return total } }
+    var value: Int { lock.withLock { total } }
+}
+

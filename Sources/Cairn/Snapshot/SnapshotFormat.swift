@@ -74,6 +74,8 @@ public enum SnapshotFormat {
     static let nodeTag: UInt8 = 2
     static let sessionTag: UInt8 = 3
     static let endTag: UInt8 = 0
+    /// The end tag and the checksum.
+    static let footerSize = 5
 
     /// `snapshot-<index, 20 digits>.lz4`.
     public static func fileName(index: UInt64) -> String {
@@ -89,76 +91,96 @@ public enum SnapshotFormat {
 
     // MARK: Encoding
 
-    /// Serialises `state` and hands the content to `sink` in chunks of about `chunkSize` bytes.
+    /// Serialises `state` and hands the content to `sink` in chunks of about `chunkSize` bytes
+    /// (each valid only during the call).
     public static func encode(
         _ state: StoreState, header: Header, chunkSize: Int = 1 << 20,
         sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
         precondition(header.keys == state.keyspace.count && header.nodes == state.tree.count && header.sessions == state.tree.sessions.count,
                      "the header's counts must be the state's")
-        var out: [UInt8] = []
-        out.reserveCapacity(chunkSize + (64 << 10))
-        var crc: UInt32 = 0
-        func flush() throws {
-            try out.withUnsafeBytes { raw in
-                crc = CRC32C.checksum(raw, extending: crc)
-                try sink(raw)
-            }
-            out.removeAll(keepingCapacity: true)
-        }
-        out.append(contentsOf: magic)
-        out.append(version)
-        TxnCodec.putUnsigned(header.index, &out)
-        TxnCodec.putUnsigned(header.term, &out)
-        TxnCodec.putSigned(header.time, &out)
-        TxnCodec.putUnsigned(UInt64(header.keys), &out)
-        TxnCodec.putUnsigned(UInt64(header.nodes), &out)
-        TxnCodec.putUnsigned(UInt64(header.sessions), &out)
-        for (key, entry) in state.keyspace.entries {
-            out.append(keyTag)
-            TxnCodec.putBytes(key, &out)
-            TxnCodec.putSigned(entry.expiresAt, &out)
-            TxnCodec.putUnsigned(entry.version, &out)
+        var out = ContentWriter(chunkSize: chunkSize)
+        encodeHeader(header, into: &out)
+        try encodeKeys(state.keyspace.entries, into: &out, sink)
+        try encodeNodes(state.tree.nodes, into: &out, sink)
+        encodeSessions(state.tree.sessions, into: &out)
+        out.byte(endTag)
+        let crc = out.checksumBuffered()
+        withUnsafeBytes(of: crc.littleEndian) { out.raw(Array($0)) }
+        try out.flush(force: true, sink)
+    }
+
+    // The parts of the content, for writers that produce them on several threads (records may
+    // come in any order; the header first, the end tag and checksum last).
+
+    static func encodeHeader(_ header: Header, into out: inout ContentWriter) {
+        out.raw(magic)
+        out.byte(version)
+        out.unsigned(header.index)
+        out.unsigned(header.term)
+        out.signed(header.time)
+        out.unsigned(UInt64(header.keys))
+        out.unsigned(UInt64(header.nodes))
+        out.unsigned(UInt64(header.sessions))
+    }
+
+    static func encodeKeys(
+        _ entries: TreeDictionary<Bytes, Entry>, into out: inout ContentWriter, _ sink: (UnsafeRawBufferPointer) throws -> Void
+    ) rethrows {
+        for (key, entry) in entries {
+            out.byte(keyTag)
+            out.bytes(key)
+            out.signed(entry.expiresAt)
+            out.unsigned(entry.version)
             switch entry.value {
             case .string(let bytes):
-                out.append(0)
-                TxnCodec.putBytes(bytes, &out)
+                out.byte(0)
+                out.bytes(bytes)
             case .list(let list):
-                out.append(1)
-                TxnCodec.putUnsigned(UInt64(list.count), &out)
-                for element in list { TxnCodec.putBytes(element, &out) }
+                out.byte(1)
+                out.unsigned(UInt64(list.count))
+                for element in list { out.bytes(element) }
             case .hash(let hash):
-                out.append(2)
-                TxnCodec.putUnsigned(UInt64(hash.count), &out)
+                out.byte(2)
+                out.unsigned(UInt64(hash.count))
                 for (field, value) in hash {
-                    TxnCodec.putBytes(field, &out)
-                    TxnCodec.putBytes(value, &out)
+                    out.bytes(field)
+                    out.bytes(value)
                 }
             }
-            if out.count >= chunkSize { try flush() }
+            try out.flush(sink)
         }
-        for (path, node) in state.tree.nodes {
-            out.append(nodeTag)
-            TxnCodec.putString(path, &out)
-            TxnCodec.putBytes(node.data, &out)
-            out.append(node.kind.rawValue)
-            TxnCodec.putSigned(node.ttl, &out)
+    }
+
+    static func encodeNodes(
+        _ nodes: TreeDictionary<String, ZNode>, into out: inout ContentWriter, _ sink: (UnsafeRawBufferPointer) throws -> Void
+    ) rethrows {
+        for (path, node) in nodes {
+            out.byte(nodeTag)
+            out.string(path)
+            out.bytes(node.data)
+            out.byte(node.kind.rawValue)
+            out.signed(node.ttl)
             let stat = node.stat
-            for field in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, Int64(stat.version), Int64(stat.cversion),
-                          Int64(stat.aversion), stat.ephemeralOwner, stat.pzxid] {
-                TxnCodec.putSigned(field, &out)
-            }
-            if out.count >= chunkSize { try flush() }
+            out.signed(stat.czxid)
+            out.signed(stat.mzxid)
+            out.signed(stat.ctime)
+            out.signed(stat.mtime)
+            out.signed(Int64(stat.version))
+            out.signed(Int64(stat.cversion))
+            out.signed(Int64(stat.aversion))
+            out.signed(stat.ephemeralOwner)
+            out.signed(stat.pzxid)
+            try out.flush(sink)
         }
-        for (id, session) in state.tree.sessions {
-            out.append(sessionTag)
-            TxnCodec.putSigned(id, &out)
-            TxnCodec.putSigned(session.timeout, &out)
+    }
+
+    static func encodeSessions(_ sessions: TreeDictionary<Int64, Session>, into out: inout ContentWriter) {
+        for (id, session) in sessions {
+            out.byte(sessionTag)
+            out.signed(id)
+            out.signed(session.timeout)
         }
-        out.append(endTag)
-        try out.withUnsafeBytes { crc = CRC32C.checksum($0, extending: crc) }
-        withUnsafeBytes(of: crc.littleEndian) { out.append(contentsOf: $0) }
-        try out.withUnsafeBytes { try sink($0) }
     }
 
     // MARK: Decoding

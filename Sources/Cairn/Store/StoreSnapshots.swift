@@ -39,7 +39,7 @@ extension Store {
     /// print(stats.file, stats.header.index, stats.compressionRatio)
     /// ```
     @discardableResult
-    public func snapshot(progress: ((Int) -> Void)? = nil) throws(StoreError) -> SnapshotFile.Stats {
+    public func snapshot(progress: (@Sendable (Int) -> Void)? = nil) throws(StoreError) -> SnapshotFile.Stats {
         snapshotLock.lock()
         defer { snapshotLock.unlock() }
         do {
@@ -52,7 +52,7 @@ extension Store {
         }
     }
 
-    private func snapshotLocked(progress: ((Int) -> Void)?) throws(StoreError) -> SnapshotFile.Stats {
+    private func snapshotLocked(progress: (@Sendable (Int) -> Void)?) throws(StoreError) -> SnapshotFile.Stats {
         guard !snapshotState.closed else { throw .closed }
         let (state, index) = committedView()
         // The snapshot must never be ahead of the durable log: a crash would then reopen with
