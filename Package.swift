@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         // Default traits pull a runtime interposer that is not available here.
         .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -57,6 +58,17 @@ let package = Package(
             dependencies: ["CairnStorage", "Cairn", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // Workloads shared by `cairn bench` and the Benchmarks/ targets.
+        // The servers: RESP (redis-cli, redis-benchmark, redis-py) over SwiftNIO.
+        .target(
+            name: "CairnServer",
+            dependencies: [
+                "Cairn",
+                "CairnStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         .target(
             name: "CairnBench",
             dependencies: [
@@ -72,6 +84,7 @@ let package = Package(
             dependencies: [
                 "CairnStorage",
                 "Cairn",
+                "CairnServer",
                 "CairnBench",
                 "CairnTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -81,6 +94,10 @@ let package = Package(
         .testTarget(
             name: "CairnStorageTests",
             dependencies: ["CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "CairnServerTests",
+            dependencies: ["CairnServer", "Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "CairnTests",

@@ -5,6 +5,6 @@ struct CairnCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cairn",
         abstract: "Cairn: a persistent storage engine with a log-structured core.",
-        subcommands: [CheckCommand.self, SnapshotCommand.self, InspectCommand.self, BenchCommand.self, DrillCommand.self, LogWriterCommand.self, DrillChildCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, SnapshotCommand.self, InspectCommand.self, BenchCommand.self, DrillCommand.self, LogWriterCommand.self, DrillChildCommand.self]
     )
 }

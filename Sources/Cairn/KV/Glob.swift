@@ -1,6 +1,6 @@
 /// Redis's glob patterns (`KEYS`, `SCAN MATCH`): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`.
-enum Glob {
-    static func matches(_ pattern: ArraySlice<UInt8>, _ string: ArraySlice<UInt8>) -> Bool {
+public enum Glob {
+    public static func matches(_ pattern: ArraySlice<UInt8>, _ string: ArraySlice<UInt8>) -> Bool {
         var p = pattern.startIndex
         var s = string.startIndex
         while p < pattern.endIndex {
@@ -53,7 +53,7 @@ enum Glob {
         return s == string.endIndex
     }
 
-    static func matches(_ pattern: Bytes, _ string: Bytes) -> Bool {
+    public static func matches(_ pattern: Bytes, _ string: Bytes) -> Bool {
         matches(pattern.storage[...], string.storage[...])
     }
 }

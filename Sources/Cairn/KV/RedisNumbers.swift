@@ -1,7 +1,7 @@
 /// Redis's number rules for string values: `string2ll` for integers (no sign but '-', no
 /// leading zeros, no spaces, fits in 64 bits) and `strtold`-like parsing for floats.
-enum RedisNumbers {
-    static func parseInteger(_ bytes: Bytes) -> Int64? {
+public enum RedisNumbers {
+    public static func parseInteger(_ bytes: Bytes) -> Int64? {
         let s = bytes.storage
         guard !s.isEmpty, s.count <= 20 else { return nil }
         if s.count == 1 && s[0] == UInt8(ascii: "0") { return 0 }
@@ -26,7 +26,7 @@ enum RedisNumbers {
         return magnitude > UInt64(Int64.max) ? nil : Int64(magnitude)
     }
 
-    static func parseFloat(_ bytes: Bytes) -> Double? {
+    public static func parseFloat(_ bytes: Bytes) -> Double? {
         let text = bytes.string
         guard !text.isEmpty, text.count == bytes.count,
               let first = text.unicodeScalars.first, !first.properties.isWhitespace,
@@ -36,10 +36,10 @@ enum RedisNumbers {
         return value
     }
 
-    static func format(_ value: Int64) -> Bytes { Bytes(String(value)) }
+    public static func format(_ value: Int64) -> Bytes { Bytes(String(value)) }
 
     /// As `INCRBYFLOAT` stores it: plain decimal, no exponent, no trailing zeros.
-    static func format(_ value: Double) -> Bytes {
+    public static func format(_ value: Double) -> Bytes {
         if value == value.rounded(), abs(value) < 1e17 { return Bytes(String(Int64(value))) }
         var text = value.description
         if text.contains("e") || text.contains("E") {

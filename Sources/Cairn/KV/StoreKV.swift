@@ -16,6 +16,12 @@ public enum Expiry: Sendable, Equatable {
 extension Store {
     // MARK: Helpers
 
+    /// Turns a caller's expiry into the absolute deadline a txn carries, with Redis's
+    /// `invalid expire time in '<command>' command` for a non-positive or overflowing one.
+    public func resolveExpiry(_ expiry: Expiry?, command: String) throws(KVError) -> ExpiryChange {
+        try deadline(expiry, command: command)
+    }
+
     private func deadline(_ expiry: Expiry?, command: String) throws(KVError) -> ExpiryChange {
         guard let expiry else { return .clear }
         let now = clock.nowMilliseconds()

@@ -438,7 +438,7 @@ public final class Store: @unchecked Sendable {
         deliver()
     }
 
-    private func complete(_ index: UInt64, settled: Bool) async throws(StoreError) {
+    func complete(_ index: UInt64, settled: Bool) async throws(StoreError) {
         if !settled {
             do { try await log.commit(index) } catch { throw .log(error) }
             publish(through: log.durableOrWrittenIndex(index))

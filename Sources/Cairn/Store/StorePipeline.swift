@@ -1,0 +1,49 @@
+/// The write path split in two, for servers that pipeline: decide many requests (each becomes
+/// a txn at once, in order), then wait once for the last of them to commit and answer them all,
+/// so a pipeline's writes share one group commit.
+///
+/// ```swift
+/// let (reply, decided) = try store.decide(.incrementBy("hits", 1))
+/// // ... decide more ...
+/// try await store.commit(decided)     // the reply may be sent now
+/// ```
+public struct Decided: Sendable {
+    /// What must be committed before the reply may be sent: the txn's own index, or for a
+    /// request that changed nothing, the last index its answer may depend on.
+    public let index: UInt64
+    /// True when it is already committed and visible (under `no` and `everysec`).
+    public let isCommitted: Bool
+}
+
+extension Store {
+    /// Decides one operation as a txn (logged if it changes anything) without waiting for it to
+    /// commit. Readers see it only after ``commit(_:)``.
+    public func decide(_ operation: Operation) throws(StoreError) -> (Reply, Decided) {
+        let (reply, index, settled) = try decide({ _ in [operation] }, guards: [], apply: Self.applyFirst)
+        return (reply!, Decided(index: index, isCommitted: settled))
+    }
+
+    /// Decides operations as one txn; nil replies when a guarded key changed (nothing ran).
+    public func decide(_ operations: [Operation], guards: [(Bytes, UInt64?)]) throws(StoreError) -> ([Reply]?, Decided) {
+        let (replies, index, settled) = try decide({ _ in operations }, guards: guards, apply: Self.applyAll)
+        return (replies, Decided(index: index, isCommitted: settled))
+    }
+
+    /// Waits until a decided txn (and every one before it) is committed, makes it visible, and
+    /// delivers the watch events it fired.
+    public func commit(_ decided: Decided) async throws(StoreError) {
+        try await complete(decided.index, settled: decided.isCommitted)
+    }
+
+    /// Blocking ``commit(_:)``.
+    public func commitNow(_ decided: Decided) throws(StoreError) {
+        try complete(decided.index, settled: decided.isCommitted)
+    }
+
+    /// The store's clock now (milliseconds since the Unix epoch).
+    public func now() -> Int64 { clock.nowMilliseconds() }
+
+    private static func applyFirst(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> Reply {
+        state.apply(txn.operations[0], time: txn.time, index: index, changes: &changes)
+    }
+}

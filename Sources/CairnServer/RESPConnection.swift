@@ -1,0 +1,455 @@
+import Cairn
+import CairnStorage
+import DequeModule
+import Foundation
+import NIOCore
+
+/// One client connection: parses requests, runs them in order, and answers in order.
+///
+/// Pipelining and durability: a write is *decided* at once (it becomes a txn with the next
+/// index) and its reply is held; the replies of a whole read batch go out once the last write
+/// among them has committed, so under `always` a pipeline's writes share one group commit. A
+/// read that follows a held write waits for that commit first, so it sees the write (and no
+/// reader ever sees a write that could still be lost). Runs on the channel's event loop; the
+/// only waits (commits, BLPOP) are asynchronous.
+final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let server: ServerState
+    var store: Store { server.store }
+    var session = ClientSession()
+    private var input: ByteBuffer?
+    private var needed = 1
+    private var queue = Deque<[Bytes]>()
+    private var out: [UInt8] = []
+    /// The last decided write whose reply is in `out` and which is not yet committed.
+    private var held: Decided?
+    /// Keys pushed by held writes: clients blocked on them are woken once they commit.
+    private var pushed: [Bytes] = []
+    /// Waiting for a commit or blocked in BLPOP: nothing else runs until it ends.
+    private var busy = false
+    private var closing = false
+    /// QUIT: close once everything before it is answered.
+    private var quitting = false
+    private var protocolError: String?
+    private var context: ChannelHandlerContext?
+    private var blockTimeout: Scheduled<Void>?
+    private var blockedPop: (keys: [Bytes], left: Bool)?
+
+    init(server: ServerState) {
+        self.server = server
+    }
+
+    // MARK: Channel events
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.context = context
+        let address = context.remoteAddress?.description ?? "?"
+        guard let id = server.register(address: address) else {
+            var bytes: [UInt8] = []
+            RESPValue.error("ERR max number of clients reached").encode(into: &bytes, protocolVersion: 2)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in channel.close(promise: nil) }
+            closing = true
+            return
+        }
+        session.id = id
+        session.authenticated = server.lock.withLock { server.options.password == nil }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        blockTimeout?.cancel()
+        if session.id != 0 { server.unregister(session.id) }
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var chunk = unwrapInboundIn(data)
+        if input == nil { input = chunk } else { input!.writeBuffer(&chunk) }
+        let limits = server.lock.withLock { server.options.limits }
+        guard input!.readableBytes <= limits.maxQueryBuffer else {
+            // Redis closes a client whose query buffer passes the limit.
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        guard input!.readableBytes >= needed else { return }
+        parse(limits)
+        process()
+    }
+
+    private func parse(_ limits: RESPLimits) {
+        guard var buffer = input else { return }
+        while buffer.readableBytes > 0 && protocolError == nil {
+            let result = buffer.withUnsafeReadableBytes { RESPRequestParser.parse($0, limits: limits, authenticated: session.authenticated) }
+            switch result {
+            case .command(let arguments, let consumed):
+                buffer.moveReaderIndex(forwardBy: consumed)
+                queue.append(arguments)
+            case .empty(let consumed):
+                buffer.moveReaderIndex(forwardBy: consumed)
+            case .needMore(let atLeast):
+                needed = atLeast
+                input = buffer
+                if buffer.readerIndex > 1 << 16 { input!.discardReadBytes() }
+                return
+            case .protocolError(let message):
+                protocolError = message
+            }
+        }
+        needed = 1
+        input = buffer.readableBytes > 0 ? buffer : nil
+        if input != nil { input!.discardReadBytes() }
+    }
+
+    // MARK: Running commands
+
+    /// Runs queued commands until one must wait; then answers what is ready.
+    private func process() {
+        while !busy && !closing, let arguments = queue.popFirst() {
+            run(arguments)
+        }
+        guard !busy && !closing else { return }
+        if held != nil { waitForHeld(); return }
+        if let message = protocolError, queue.isEmpty {
+            // Everything before the bad request is answered; then the error, then close.
+            append(.error("ERR \(message)"))
+            flush(close: true)
+            return
+        }
+        flush(close: quitting)
+    }
+
+    /// Appends a reply in the session's protocol.
+    func append(_ value: RESPValue) {
+        value.encode(into: &out, protocolVersion: session.protocolVersion)
+    }
+
+    private func flush(close: Bool = false) {
+        guard let context, !out.isEmpty || close else { return }
+        let buffer = context.channel.allocator.buffer(bytes: out)
+        out.removeAll(keepingCapacity: true)
+        if close {
+            closing = true
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    /// Holds every reply until the held write commits, then answers and goes on.
+    private func waitForHeld() {
+        guard let decided = held, let context else { return }
+        busy = true
+        let store = self.store
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        Task {
+            do { try await store.commit(decided); promise.succeed(()) } catch { promise.fail(error) }
+        }
+        promise.futureResult.whenComplete { [self] result in
+            busy = false
+            held = nil
+            if case .failure(let error) = result {
+                // The store stopped (a failed write): nothing held may be acknowledged.
+                out.removeAll()
+                append(.error("ERR the write could not be made durable: \(error)"))
+                flush(close: true)
+                return
+            }
+            commitDone()
+            process()
+        }
+    }
+
+    /// After held writes commit (or at once when they were committed already).
+    private func commitDone() {
+        if !pushed.isEmpty {
+            let keys = pushed
+            pushed.removeAll()
+            server.keysPushed(keys)
+        }
+    }
+
+    /// Decides a write (its reply is held until it commits); nil, with an error reply queued,
+    /// when the store refused it.
+    func decideWrite(_ operation: Cairn.Operation) -> Reply? {
+        do {
+            let (reply, decided) = try store.decide(operation)
+            if case .push(let key, _, _, _) = operation { pushed.append(key) }
+            if decided.isCommitted {
+                try? store.commitNow(decided)
+                if held == nil { commitDone() }
+            } else if held == nil || decided.index > held!.index {
+                held = decided
+            }
+            return reply
+        } catch {
+            append(.error("ERR \(error)"))
+            return nil
+        }
+    }
+
+    /// Decides a write and queues its reply.
+    func write(_ operation: Cairn.Operation, answer: (Reply) -> RESPValue) {
+        if let reply = decideWrite(operation) { append(answer(reply)) }
+    }
+
+    /// Runs one command (the session's state machine: auth, MULTI, subscriptions).
+    private func run(_ arguments: [Bytes]) {
+        let name = arguments[0].string.lowercased()
+        server.lock.withLock {
+            server.totalCommands += 1
+            server.clients[session.id]?.lastCommand = name
+        }
+        if !session.authenticated && !["auth", "hello", "quit"].contains(name) {
+            append(.error("NOAUTH Authentication required."))
+            return
+        }
+        if session.isSubscribedRESP2 && !["subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit", "reset"].contains(name) {
+            append(.error("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"))
+            return
+        }
+        if session.inMulti && !["exec", "discard", "multi", "watch", "quit", "reset"].contains(name) {
+            queueInMulti(name, arguments)
+            return
+        }
+        if let spec = DataCommands.table[name] {
+            guard Self.arityFits(spec.arity, arguments.count) else { append(.error(RedisErrors.arity(name))); return }
+            runData(spec, arguments)
+            return
+        }
+        if let handler = ConnectionCommands.table[name] {
+            guard Self.arityFits(handler.arity, arguments.count) else { append(.error(RedisErrors.arity(name))); return }
+            handler.run(self, Arguments(arguments))
+            return
+        }
+        append(.error(RedisErrors.unknown(arguments[0].string, arguments[1...])))
+    }
+
+    static func arityFits(_ arity: Int, _ count: Int) -> Bool {
+        arity >= 0 ? count == arity : count >= -arity
+    }
+
+    private func runData(_ spec: DataCommands.Spec, _ arguments: [Bytes]) {
+        let plan: CommandPlan
+        do { plan = try spec.plan(Arguments(arguments), store) } catch {
+            append(.error((error as? CommandError)?.message ?? "ERR \(error)"))
+            return
+        }
+        switch plan {
+        case .reply(let value):
+            append(value)
+        case .read(let body):
+            if held != nil {
+                // A read after a held write must see it: wait for the commit, then run it.
+                queue.prepend(arguments)
+                waitForHeld()
+                return
+            }
+            append(body(store))
+        case .write(let operation, let answer):
+            write(operation, answer: answer)
+        }
+    }
+
+    // MARK: MULTI / EXEC
+
+    private func queueInMulti(_ name: String, _ arguments: [Bytes]) {
+        let arity = DataCommands.table[name]?.arity ?? ConnectionCommands.table[name]?.arity
+        guard let arity else {
+            session.multiFailed = true
+            append(.error(RedisErrors.unknown(arguments[0].string, arguments[1...])))
+            return
+        }
+        guard Self.arityFits(arity, arguments.count) else {
+            session.multiFailed = true
+            append(.error(RedisErrors.arity(name)))
+            return
+        }
+        session.queued.append(arguments)
+        append(.simple("QUEUED"))
+    }
+
+    /// EXEC: the writes of the block as one txn (guarded by WATCH), every reply in order.
+    /// Reads in the block are answered once that txn has committed.
+    func exec() {
+        let queued = session.queued
+        let guards = session.watched
+        let failed = session.multiFailed
+        session.resetMulti()
+        if failed {
+            append(.error("EXECABORT Transaction discarded because of previous errors."))
+            return
+        }
+        enum Step: @unchecked Sendable { case write(Int, @Sendable (Reply) -> RESPValue), read(@Sendable (Store) -> RESPValue), value(RESPValue), pushed(Bytes) }
+        var steps: [Step] = []
+        var operations: [Cairn.Operation] = []
+        for arguments in queued {
+            let name = arguments[0].string.lowercased()
+            if let spec = DataCommands.table[name] {
+                do {
+                    switch try spec.plan(Arguments(arguments), store) {
+                    case .reply(let value): steps.append(.value(value))
+                    case .read(let body): steps.append(.read(body))
+                    case .write(let operation, let answer):
+                        steps.append(.write(operations.count, answer))
+                        operations.append(operation)
+                        if case .push(let key, _, _, _) = operation { pushed.append(key) }
+                    }
+                } catch {
+                    steps.append(.value(.error((error as? CommandError)?.message ?? "ERR \(error)")))
+                }
+            } else if let immediate = ConnectionCommands.inTransaction(self, Arguments(arguments)) {
+                steps.append(.value(immediate))
+            } else {
+                steps.append(.value(.error("ERR '\(name)' is not supported inside MULTI")))
+            }
+        }
+        let replies: [Reply]?
+        let decided: Decided
+        do {
+            (replies, decided) = try store.decide(operations, guards: guards)
+        } catch {
+            append(.error("ERR \(error)"))
+            return
+        }
+        guard let replies else {
+            pushed.removeAll()
+            append(.nullArray)  // a watched key changed: nothing ran
+            return
+        }
+        let plan = steps
+        let finish: @Sendable (Store) -> RESPValue = { store in
+            .array(plan.map { step in
+                switch step {
+                case .write(let index, let answer): return answer(replies[index])
+                case .read(let body): return body(store)
+                case .value(let value): return value
+                case .pushed: return .null
+                }
+            })
+        }
+        if decided.isCommitted {
+            try? store.commitNow(decided)
+            append(finish(store))
+            commitDone()
+            return
+        }
+        // Hold it like a write: the array is built (reads run) once the txn has committed.
+        if let earlier = held, earlier.index > decided.index { held = earlier } else { held = decided }
+        deferredAfterCommit(finish)
+    }
+
+    private var deferred: [(@Sendable (Store) -> RESPValue)] = []
+
+    /// Queues a reply computed after the held writes commit (keeps reply order).
+    private func deferredAfterCommit(_ body: @escaping @Sendable (Store) -> RESPValue) {
+        // Everything before it is already in `out`; wait now, then compute it.
+        guard let decided = held, let context else { return }
+        busy = true
+        let store = self.store
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        Task {
+            do { try await store.commit(decided); promise.succeed(()) } catch { promise.fail(error) }
+        }
+        promise.futureResult.whenComplete { [self] result in
+            busy = false
+            held = nil
+            if case .failure(let error) = result {
+                out.removeAll()
+                append(.error("ERR the write could not be made durable: \(error)"))
+                flush(close: true)
+                return
+            }
+            append(body(store))
+            commitDone()
+            process()
+        }
+    }
+
+    // MARK: Blocking pops
+
+    /// BLPOP / BRPOP: pops from the first non-empty key, else blocks until a push or the timeout.
+    func blockingPop(keys: [Bytes], timeout: Double, left: Bool) {
+        if tryPop(keys: keys, left: left) { return }
+        if session.inMultiExec {
+            append(.nullArray)
+            return
+        }
+        guard let context else { return }
+        busy = true
+        blockedPop = (keys, left)
+        let loop = context.eventLoop
+        server.block(ServerState.BlockedClient(id: session.id, wake: { [self] in loop.execute { self.retryBlockedPop() } }), on: keys)
+        if timeout > 0 {
+            blockTimeout = loop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { [self] in
+                guard blockedPop != nil else { return }
+                endBlock()
+                append(.nullArray)
+                flush()
+                process()
+            }
+        }
+    }
+
+    private func tryPop(keys: [Bytes], left: Bool) -> Bool {
+        for key in keys {
+            guard let entry = store.liveEntry(key) else { continue }
+            guard case .list = entry.value else {
+                append(.error(KVError.wrongType.message))
+                return true
+            }
+            guard let reply = decideWrite(.pop(key, count: nil, left: left)) else { return true }
+            if case .bulk(let value) = reply {
+                append(.array([.bulk(key), .bulk(value)]))
+                return true
+            }
+        }
+        return false
+    }
+
+    private func retryBlockedPop() {
+        guard let (keys, left) = blockedPop else { return }
+        if tryPop(keys: keys, left: left) {
+            endBlock()
+            process()
+        }
+    }
+
+    private func endBlock() {
+        blockTimeout?.cancel()
+        blockTimeout = nil
+        blockedPop = nil
+        busy = false
+        server.unblock(session.id)
+    }
+
+    // MARK: Pub/sub and closing
+
+    /// Delivers a pub/sub message (from any thread) on this connection's event loop.
+    func deliverer() -> @Sendable (RESPValue) -> Void {
+        let loop = context?.eventLoop
+        return { [weak self] message in
+            loop?.execute {
+                guard let self, let context = self.context, !self.closing else { return }
+                var bytes: [UInt8] = []
+                message.encode(into: &bytes, protocolVersion: self.session.protocolVersion)
+                context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            }
+        }
+    }
+
+    /// QUIT: OK once everything before it is answered, then close; later requests are ignored.
+    func quit() {
+        append(.ok)
+        quitting = true
+        queue.removeAll()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,79 @@
+import Cairn
+import CairnStorage
+import NIOCore
+import NIOPosix
+
+/// Why the server would not start.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The RESP listener of `cairn serve`: redis-cli, redis-benchmark and redis-py talk to the
+/// store through it unchanged.
+///
+/// ```swift
+/// let server = try RESPServer.start(store: store, options: RESPServerOptions())
+/// // ... later, on SIGTERM:
+/// try server.stop()        // stop accepting, answer what is in flight, close connections
+/// ```
+public final class RESPServer: @unchecked Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let channel: Channel
+    let state: ServerState
+    /// The port actually bound (useful with port 0).
+    public let port: Int
+
+    private init(group: MultiThreadedEventLoopGroup, channel: Channel, state: ServerState) {
+        self.group = group
+        self.channel = channel
+        self.state = state
+        port = channel.localAddress?.port ?? state.options.port
+    }
+
+    public static func start(store: Store, options: RESPServerOptions, threads: Int = System.coreCount) throws -> RESPServer {
+        let loopback = ["127.0.0.1", "::1", "localhost"].contains(options.host)
+        if !loopback && options.protectedMode && options.password == nil {
+            throw ServerStartError(description: "refusing to listen on \(options.host) without a password: set --requirepass, or pass --no-protected-mode to accept clients from other hosts unauthenticated")
+        }
+        let state = ServerState(store: store, options: options)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 511)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RESPConnection(server: state))
+                }
+            }
+        do {
+            let channel = try bootstrap.bind(host: options.host, port: options.port).wait()
+            return RESPServer(group: group, channel: channel, state: state)
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw ServerStartError(description: "cannot listen on \(options.host):\(options.port): \(error)")
+        }
+    }
+
+    /// Called when a client sends SHUTDOWN (the program should then stop the server and close
+    /// the store, as on SIGTERM). Without one, SHUTDOWN is refused.
+    public var onShutdown: (@Sendable () -> Void)? {
+        get { state.lock.withLock { state.shutdownHandler } }
+        set { state.lock.withLock { state.shutdownHandler = newValue } }
+    }
+
+    /// Connected clients now.
+    public var clientCount: Int { state.lock.withLock { state.clients.count } }
+
+    /// Stops accepting, lets connections finish what they were answering, and closes them.
+    public func stop() throws {
+        try? channel.close().wait()
+        try group.syncShutdownGracefully()
+    }
+
+    /// Blocks until the listening socket closes.
+    public func wait() throws {
+        try channel.closeFuture.wait()
+    }
+}

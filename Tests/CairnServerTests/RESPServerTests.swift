@@ -1,0 +1,209 @@
+import Cairn
+import CairnServer
+import CairnStorage
+import CairnTesting
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The RESP server over real sockets: replies, errors, pipelining, transactions, pub/sub,
+/// blocking pops, authentication and hostile input.
+@Suite(.serialized) struct RESPServerTests {
+    @Test func repliesAndErrorsAreRedis7s() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        client.command("PING"); #expect(client.reply() == "+PONG\r\n")
+        client.command("SET", "k", "v"); #expect(client.reply() == "+OK\r\n")
+        client.command("GET", "k"); #expect(client.reply() == "$1\r\nv\r\n")
+        client.command("GET", "missing"); #expect(client.reply() == "$-1\r\n")
+        client.command("INCR", "k"); #expect(client.reply() == "-ERR value is not an integer or out of range\r\n")
+        client.command("RPUSH", "list", "a"); #expect(client.reply() == ":1\r\n")
+        client.command("GET", "list"); #expect(client.reply() == "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
+        client.command("GET"); #expect(client.reply() == "-ERR wrong number of arguments for 'get' command\r\n")
+        client.command("NOPE", "a", "b"); #expect(client.reply() == "-ERR unknown command 'NOPE', with args beginning with: 'a' 'b' \r\n")
+        client.command("SET", "k", "v", "NX", "XX"); #expect(client.reply() == "-ERR syntax error\r\n")
+        client.command("SET", "k", "v", "EX", "0"); #expect(client.reply() == "-ERR invalid expire time in 'set' command\r\n")
+        client.command("SET", "t", "v", "PX", "100000"); #expect(client.reply() == "+OK\r\n")
+        client.command("PTTL", "t")
+        let pttl = Int(client.reply().dropFirst().trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(pttl > 99_000 && pttl <= 100_000)
+        client.command("LPOP", "list", "2"); #expect(client.reply() == "*1\r\n$1\r\na\r\n")
+        client.command("LPOP", "list", "2"); #expect(client.reply() == "*-1\r\n")
+        client.command("HSET", "h", "f", "1"); #expect(client.reply() == ":1\r\n")
+        client.command("HGETALL", "h"); #expect(client.reply() == "*2\r\n$1\r\nf\r\n$1\r\n1\r\n")
+        client.send("PING inline\r\n"); #expect(client.reply() == "$6\r\ninline\r\n")
+        client.send("SET \"with space\" 'it''s'\r\n"); #expect(client.reply() == "-ERR Protocol error: unbalanced quotes in request\r\n")
+    }
+
+    @Test func resp3ByHello() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        client.command("HELLO", "3")
+        #expect(client.reply().hasPrefix("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"))
+        client.command("HSET", "h", "f", "1"); _ = client.reply()
+        client.command("HGETALL", "h"); #expect(client.reply() == "%1\r\n$1\r\nf\r\n$1\r\n1\r\n")
+        client.command("GET", "missing"); #expect(client.reply() == "_\r\n")
+        client.command("HELLO", "4"); #expect(client.reply() == "-NOPROTO unsupported protocol version\r\n")
+    }
+
+    @Test(arguments: [FsyncPolicy.always, .everysec])
+    func aPipelineIsAnsweredInOrderAndReadsSeeEarlierWrites(policy: FsyncPolicy) throws {
+        let server = try TestServer(policy: policy)
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        var pipeline = ""
+        for i in 0..<200 { pipeline += RawClient.encode(["INCR", "n"]) + (i % 50 == 0 ? RawClient.encode(["GET", "n"]) : "") }
+        client.send(pipeline)
+        let replies = client.replies(204)
+        #expect(replies.count == 204)
+        var expected: [String] = []
+        for i in 0..<200 {
+            expected.append(":\(i + 1)\r\n")
+            if i % 50 == 0 { expected.append("$\(String(i + 1).count)\r\n\(i + 1)\r\n") }
+        }
+        #expect(replies == expected)
+        if policy == .always {
+            #expect(server.store.log.durableLogIndex == server.store.log.lastIndex, "every acknowledged write is durable")
+            #expect(server.store.log.stats.syncs < 200, "the pipeline's writes shared group commits: \(server.store.log.stats.syncs) syncs")
+        }
+    }
+
+    @Test func multiExecIsOneTxnAndWatchGuardsIt() throws {
+        let server = try TestServer(policy: .always)
+        defer { server.stop() }
+        let a = try RawClient(port: server.port)
+        let b = try RawClient(port: server.port)
+        let before = server.store.log.lastIndex
+        a.command("MULTI"); #expect(a.reply() == "+OK\r\n")
+        a.command("SET", "x", "1"); #expect(a.reply() == "+QUEUED\r\n")
+        a.command("INCR", "x"); #expect(a.reply() == "+QUEUED\r\n")
+        a.command("GET", "x"); #expect(a.reply() == "+QUEUED\r\n")
+        a.command("EXEC"); #expect(a.reply() == "*3\r\n+OK\r\n:2\r\n$1\r\n2\r\n")
+        #expect(server.store.log.lastIndex == before + 1, "EXEC is one txn")
+
+        a.command("WATCH", "x"); _ = a.reply()
+        b.command("SET", "x", "changed"); _ = b.reply()
+        a.command("MULTI"); _ = a.reply()
+        a.command("SET", "x", "mine"); _ = a.reply()
+        a.command("EXEC"); #expect(a.reply() == "*-1\r\n", "a watched key changed: nothing ran")
+        b.command("GET", "x"); #expect(b.reply() == "$7\r\nchanged\r\n")
+
+        a.command("MULTI"); _ = a.reply()
+        a.command("NOPE"); _ = a.reply()
+        a.command("EXEC"); #expect(a.reply() == "-EXECABORT Transaction discarded because of previous errors.\r\n")
+        a.command("EXEC"); #expect(a.reply() == "-ERR EXEC without MULTI\r\n")
+    }
+
+    @Test func pubSubDeliversToChannelsAndPatterns() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let subscriber = try RawClient(port: server.port)
+        let publisher = try RawClient(port: server.port)
+        subscriber.command("SUBSCRIBE", "news")
+        #expect(subscriber.reply() == "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+        subscriber.command("PSUBSCRIBE", "n*")
+        #expect(subscriber.reply() == "*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:2\r\n")
+        subscriber.command("GET", "x")
+        #expect(subscriber.reply().hasPrefix("-ERR Can't execute 'get'"))
+        publisher.command("PUBLISH", "news", "hello")
+        #expect(publisher.reply() == ":2\r\n")
+        let messages = subscriber.replies(2)
+        #expect(messages.contains("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"))
+        #expect(messages.contains("*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n"))
+    }
+
+    @Test func blpopWaitsForAPushAndTimesOut() throws {
+        let server = try TestServer(policy: .always)
+        defer { server.stop() }
+        let waiter = try RawClient(port: server.port)
+        let pusher = try RawClient(port: server.port)
+        waiter.command("BLPOP", "jobs", "0.2")
+        #expect(waiter.reply() == "*-1\r\n", "timed out")
+        waiter.command("BLPOP", "jobs", "5")
+        usleep(100_000)
+        pusher.command("RPUSH", "jobs", "job-1"); #expect(pusher.reply() == ":1\r\n")
+        #expect(waiter.reply() == "*2\r\n$4\r\njobs\r\n$5\r\njob-1\r\n")
+        pusher.command("LLEN", "jobs"); #expect(pusher.reply() == ":0\r\n")
+    }
+
+    @Test func passwordsAreRequiredAndCheckedInConstantTime() throws {
+        let server = try TestServer(password: "s3cret")
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        client.command("GET", "k"); #expect(client.reply() == "-NOAUTH Authentication required.\r\n")
+        client.command("AUTH", "wrong"); #expect(client.reply() == "-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+        client.command("AUTH", "s3cret"); #expect(client.reply() == "+OK\r\n")
+        client.command("GET", "k"); #expect(client.reply() == "$-1\r\n")
+        let other = try RawClient(port: server.port)
+        other.command("HELLO", "3", "AUTH", "default", "s3cret"); #expect(other.reply().hasPrefix("%7"))
+    }
+
+    @Test func malformedInputGetsAProtocolErrorAndOnlyThatClientIsClosed() throws {
+        var limits = RESPLimits()
+        limits.maxBulkLength = 1024
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let bystander = try RawClient(port: server.port)
+        for (input, error) in [
+            ("*2\r\n$3\r\nGET\r\n$9999\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+            ("*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
+            ("*1\r\n+GET\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
+        ] {
+            let client = try RawClient(port: server.port)
+            client.command("PING"); #expect(client.reply() == "+PONG\r\n")
+            client.send(input)
+            #expect(client.reply() == error)
+            #expect(client.isClosed())
+        }
+        bystander.command("PING"); #expect(bystander.reply() == "+PONG\r\n", "other clients never notice")
+    }
+
+    @Test func tooManyClientsAreTurnedAway() throws {
+        let server = try TestServer(maxClients: 2)
+        defer { server.stop() }
+        let a = try RawClient(port: server.port), b = try RawClient(port: server.port)
+        a.command("PING"); _ = a.reply()
+        b.command("PING"); _ = b.reply()
+        let c = try RawClient(port: server.port)
+        #expect(c.reply() == "-ERR max number of clients reached\r\n")
+    }
+
+    @Test func redisCliRedisBenchmarkAndRedisPyWorkUnchanged() throws {
+        let server = try TestServer(policy: .always)
+        defer { server.stop() }
+        let port = String(server.port)
+        guard let cli = try runTool("/usr/bin/redis-cli", ["-p", port, "SET", "greeting", "hello"]) else {
+            print("skipping redis-cli, redis-benchmark: not installed (apt-get install redis-tools)")
+            return
+        }
+        #expect(cli.output == "OK\n")
+        #expect(try runTool("/usr/bin/redis-cli", ["-p", port, "GET", "greeting"])?.output == "hello\n")
+        #expect(try runTool("/usr/bin/redis-cli", ["-p", port, "-3", "HELLO", "3"])?.status == 0)
+        let benchmark = try runTool("/usr/bin/redis-benchmark", ["-p", port, "-t", "set,get,incr,lpush,lpop", "-n", "2000", "-c", "10", "-q"])
+        #expect(benchmark?.status == 0)
+        #expect(benchmark?.output.contains("SET:") == true && benchmark?.output.contains("LPOP:") == true, "\(benchmark?.output ?? "")")
+        let script = """
+            import redis
+            r = redis.Redis(host='127.0.0.1', port=\(port))
+            assert r.ping()
+            r.set('py', 'value', ex=100)
+            assert r.get('py') == b'value' and 0 < r.ttl('py') <= 100
+            p = r.pipeline(transaction=True)
+            p.incr('counter').incr('counter').get('counter')
+            assert p.execute() == [1, 2, b'2']
+            r.rpush('q', 'a', 'b'); assert r.lrange('q', 0, -1) == [b'a', b'b']
+            r.hset('h', mapping={'a': '1', 'b': '2'}); assert r.hgetall('h') == {b'a': b'1', b'b': b'2'}
+            print('redis-py ok')
+            """
+        guard let python = try runTool("/usr/bin/env", ["python3", "-c", "import redis"]), python.status == 0 else {
+            print("skipping redis-py: the redis package is not installed (pip install redis)")
+            return
+        }
+        let result = try runTool("/usr/bin/env", ["python3", "-c", script])
+        #expect(result?.output.contains("redis-py ok") == true, "\(result?.output ?? "")")
+    }
+}
