@@ -142,26 +142,43 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Holds every reply until the held write commits, then answers and goes on.
     private func waitForHeld() {
+        afterHeldCommits { [self] in }
+    }
+
+    /// Waits (without a Swift task: the log calls back, we hop to the event loop) for the held
+    /// write to commit, makes it visible, runs `then`, and goes on with the queue. Under `no`
+    /// and `everysec` a written txn is committed already: no waiting at all.
+    private func afterHeldCommits(_ then: @escaping @Sendable () -> Void) {
         guard let decided = held, let context else { return }
-        busy = true
         let store = self.store
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        Task {
-            do { try await store.commit(decided); promise.succeed(()) } catch { promise.fail(error) }
-        }
-        promise.futureResult.whenComplete { [self] result in
-            busy = false
+        if store.log.fsyncPolicy != .always {
             held = nil
-            if case .failure(let error) = result {
-                // The store stopped (a failed write): nothing held may be acknowledged.
-                out.removeAll()
-                append(.error("ERR the write could not be made durable: \(error)"))
-                flush(close: true)
-                return
-            }
+            do { try store.commitNow(decided) } catch { failed(error); return }
+            then()
             commitDone()
             process()
+            return
         }
+        busy = true
+        let loop = context.eventLoop
+        store.whenCommitted(decided) { [self] error in
+            loop.execute { [self] in
+                busy = false
+                held = nil
+                if let error { failed(error); return }
+                do { try store.commitNow(decided) } catch { failed(error); return }
+                then()
+                commitDone()
+                process()
+            }
+        }
+    }
+
+    /// The store refused to make a write durable: nothing held may be acknowledged.
+    private func failed(_ error: Error) {
+        out.removeAll()
+        append(.error("ERR the write could not be made durable: \(error)"))
+        flush(close: true)
     }
 
     /// After held writes commit (or at once when they were committed already).
@@ -343,31 +360,9 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         deferredAfterCommit(finish)
     }
 
-    private var deferred: [(@Sendable (Store) -> RESPValue)] = []
-
     /// Queues a reply computed after the held writes commit (keeps reply order).
     private func deferredAfterCommit(_ body: @escaping @Sendable (Store) -> RESPValue) {
-        // Everything before it is already in `out`; wait now, then compute it.
-        guard let decided = held, let context else { return }
-        busy = true
-        let store = self.store
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        Task {
-            do { try await store.commit(decided); promise.succeed(()) } catch { promise.fail(error) }
-        }
-        promise.futureResult.whenComplete { [self] result in
-            busy = false
-            held = nil
-            if case .failure(let error) = result {
-                out.removeAll()
-                append(.error("ERR the write could not be made durable: \(error)"))
-                flush(close: true)
-                return
-            }
-            append(body(store))
-            commitDone()
-            process()
-        }
+        afterHeldCommits { [self] in append(body(store)) }
     }
 
     // MARK: Blocking pops

@@ -35,6 +35,18 @@ extension Store {
         try await complete(decided.index, settled: decided.isCommitted)
     }
 
+    /// Calls `ready` once a decided txn is durable (nil) or the store has failed, without a
+    /// Swift task: at once if it is committed already, else from the thread that syncs the log,
+    /// possibly with the log's lock held, so `ready` must only hand the news on (to an event
+    /// loop, say), which then calls ``commitNow(_:)`` (no waiting left) to make it visible.
+    public func whenCommitted(_ decided: Decided, _ ready: @escaping @Sendable (StoreError?) -> Void) {
+        if decided.isCommitted {
+            ready(nil)
+            return
+        }
+        log.onCommit(decided.index) { error in ready(error.map { StoreError.log($0) }) }
+    }
+
     /// Blocking ``commit(_:)``.
     public func commitNow(_ decided: Decided) throws(StoreError) {
         try complete(decided.index, settled: decided.isCommitted)

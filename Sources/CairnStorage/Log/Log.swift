@@ -75,7 +75,21 @@ public final class Log: @unchecked Sendable {
 
     private struct Waiter {
         var index: UInt64
-        var continuation: UnsafeContinuation<LogError?, Never>
+        var resumption: Resumption
+
+        /// A suspended task, or a callback (for event-loop servers, which must not depend on
+        /// Swift tasks being scheduled).
+        enum Resumption {
+            case task(UnsafeContinuation<LogError?, Never>)
+            case callback(@Sendable (LogError?) -> Void)
+        }
+
+        func resume(returning error: LogError?) {
+            switch resumption {
+            case .task(let continuation): continuation.resume(returning: error)
+            case .callback(let callback): callback(error)
+            }
+        }
     }
 
     final class ActiveSegment: @unchecked Sendable {
@@ -330,11 +344,34 @@ public final class Log: @unchecked Sendable {
     /// Resumes `continuation` now if `index` is settled, else queues it for the sync that will
     /// cover it.
     private func awaitCommitLocked(_ index: UInt64, _ continuation: UnsafeContinuation<LogError?, Never>) {
+        awaitCommitLocked(index, .task(continuation))
+    }
+
+    /// Calls `callback` once the record with `index` is committed (nil) or the writer failed:
+    /// at once on this thread if it is settled already, else later from the thread that syncs,
+    /// possibly with the log's lock held, so the callback must only hand the news on (say, to an
+    /// event loop) and never call back into the log.
+    public func onCommit(_ index: UInt64, _ callback: @escaping @Sendable (LogError?) -> Void) {
+        state.lock()
         switch statusLocked(index) {
-        case .committed: continuation.resume(returning: nil)
-        case .failed(let error): continuation.resume(returning: error)
+        case .committed:
+            state.unlock()
+            callback(nil)
+        case .failed(let error):
+            state.unlock()
+            callback(error)
         case .pending:
-            waiters.append(Waiter(index: index, continuation: continuation))
+            awaitCommitLocked(index, .callback(callback))
+            state.unlock()
+        }
+    }
+
+    private func awaitCommitLocked(_ index: UInt64, _ resumption: Waiter.Resumption) {
+        switch statusLocked(index) {
+        case .committed: Waiter(index: index, resumption: resumption).resume(returning: nil)
+        case .failed(let error): Waiter(index: index, resumption: resumption).resume(returning: error)
+        case .pending:
+            waiters.append(Waiter(index: index, resumption: resumption))
             waiterCount.store(waiters.count, ordering: .relaxed)
             if waiters.count == 1 { gatherStart = monotonicNanoseconds() }
             // Wake the flusher when a batch starts and when it is as large as recent ones.
@@ -425,7 +462,7 @@ public final class Log: @unchecked Sendable {
         if !ready.isEmpty {
             // Resume outside the lock: appenders submitting the next batch must not wait on it.
             state.unlock()
-            for waiter in ready { waiter.continuation.resume(returning: nil) }
+            for waiter in ready { waiter.resume(returning: nil) }
             state.lock()
         }
     }
@@ -449,7 +486,7 @@ public final class Log: @unchecked Sendable {
 
     private func fail(_ error: LogError) {
         if failure == nil { failure = error }
-        for waiter in waiters { waiter.continuation.resume(returning: failure) }
+        for waiter in waiters { waiter.resume(returning: failure) }
         waiters.removeAll()
         waiterCount.store(0, ordering: .relaxed)
         notifyProgress()
@@ -492,7 +529,7 @@ public final class Log: @unchecked Sendable {
             try writePendingLocked()
             try active.handle.truncate(to: active.writeOffset)
             try active.handle.syncData()
-            for waiter in markDurable(nextIndex - 1) { waiter.continuation.resume(returning: nil) }
+            for waiter in markDurable(nextIndex - 1) { waiter.resume(returning: nil) }
             let segment = try Log.createSegment(
                 directory: directory, fileSystem: fileSystem, firstIndex: nextIndex,
                 capacity: max(options.segmentSize, size), mapped: options.fsyncPolicy != .always)
@@ -681,7 +718,7 @@ public final class Log: @unchecked Sendable {
         if failure == nil && durableIndex < nextIndex - 1 { syncLocked() }
         isClosed = true
         let closingError = failure
-        for waiter in waiters { waiter.continuation.resume(returning: closingError ?? .closed) }
+        for waiter in waiters { waiter.resume(returning: closingError ?? .closed) }
         waiters.removeAll()
         waiterCount.store(0, ordering: .relaxed)
         notifyProgress()
