@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "CairnStorage", targets: ["CairnStorage"]),
         .library(name: "Cairn", targets: ["Cairn"]),
         .library(name: "CairnTesting", targets: ["CairnTesting"]),
+        .library(name: "CairnServer", targets: ["CairnServer"]),
         .executable(name: "cairn", targets: ["cairn"]),
     ],
     dependencies: [

@@ -26,6 +26,10 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn)]
         ),
         .executableTarget(
+            name: "FuzzRESPParser",
+            dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn), .product(name: "CairnServer", package: cairn)]
+        ),
+        .executableTarget(
             name: "FuzzSnapshotDecoder",
             dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn), .product(name: "CairnStorage", package: cairn)]
         ),

@@ -6,6 +6,7 @@ struct ClientSession {
     var protocolVersion = 2
     var authenticated = true
     var name: String?
+    var lastCommand = "NULL"
     var inMulti = false
     /// True while EXEC runs the queued commands (BLPOP does not block then).
     var inMultiExec = false

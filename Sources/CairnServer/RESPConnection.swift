@@ -36,6 +36,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var context: ChannelHandlerContext?
     private var blockTimeout: Scheduled<Void>?
     private var blockedPop: (keys: [Bytes], left: Bool)?
+    private var limits = RESPLimits()
 
     init(server: ServerState) {
         self.server = server
@@ -55,7 +56,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         session.id = id
-        session.authenticated = server.lock.withLock { server.options.password == nil }
+        (session.authenticated, limits) = server.lock.withLock { (server.options.password == nil, server.options.limits) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -68,7 +69,6 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         guard !closing else { return }
         var chunk = unwrapInboundIn(data)
         if input == nil { input = chunk } else { input!.writeBuffer(&chunk) }
-        let limits = server.lock.withLock { server.options.limits }
         guard input!.readableBytes <= limits.maxQueryBuffer else {
             // Redis closes a client whose query buffer passes the limit.
             closing = true
@@ -217,10 +217,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Runs one command (the session's state machine: auth, MULTI, subscriptions).
     private func run(_ arguments: [Bytes]) {
         let name = arguments[0].string.lowercased()
-        server.lock.withLock {
-            server.totalCommands += 1
-            server.clients[session.id]?.lastCommand = name
-        }
+        server.totalCommands.add(1, ordering: .relaxed)
+        session.lastCommand = name
         if !session.authenticated && !["auth", "hello", "quit"].contains(name) {
             append(.error("NOAUTH Authentication required."))
             return

@@ -1,6 +1,7 @@
 import Cairn
 import CairnStorage
 import Foundation
+import Synchronization
 
 /// Settings of `cairn serve`'s RESP listener.
 public struct RESPServerOptions: Sendable {
@@ -26,7 +27,10 @@ final class ServerState: @unchecked Sendable {
     private var nextClientID: Int64 = 0
     var clients: [Int64: ClientInfo] = [:]
     var totalConnections = 0
-    var totalCommands = 0
+    /// Counted without the lock: every command adds one.
+    let totalCommands = Atomic<Int>(0)
+    /// Clients blocked in BLPOP/BRPOP: a push looks at the registry only when some are.
+    let blockedCount = Atomic<Int>(0)
     var rejectedConnections = 0
     var lastSave: Int64
     var channels: [Bytes: [Int64: Subscriber]] = [:]
@@ -46,7 +50,6 @@ final class ServerState: @unchecked Sendable {
         var address: String
         var name: String?
         var connectedAt: Date
-        var lastCommand = "NULL"
         var db = 0
     }
 
@@ -106,16 +109,19 @@ final class ServerState: @unchecked Sendable {
 
     func block(_ client: BlockedClient, on keys: [Bytes]) {
         lock.withLock { for key in keys { blocked[key, default: []].append(client) } }
+        blockedCount.add(1, ordering: .relaxed)
     }
 
     func unblock(_ id: Int64) {
         lock.withLock {
             for key in blocked.keys { blocked[key]?.removeAll { $0.id == id }; if blocked[key]?.isEmpty == true { blocked[key] = nil } }
         }
+        blockedCount.subtract(1, ordering: .relaxed)
     }
 
     /// A push committed on these keys: wakes the clients blocked on them, oldest first.
     func keysPushed(_ keys: [Bytes]) {
+        guard blockedCount.load(ordering: .relaxed) > 0 else { return }
         let waiting: [BlockedClient] = lock.withLock {
             guard !blocked.isEmpty else { return [] }
             var seen = Set<Int64>()

@@ -400,6 +400,12 @@ public final class Store: @unchecked Sendable {
         return replies
     }
 
+    /// Decides one operation without waiting (reusing the one-operation buffer).
+    func decideSingle(_ operation: Operation) throws(StoreError) -> (Reply, UInt64, Bool) {
+        let (reply, index, settled) = try decide({ _ in single(operation) }, guards: [], apply: Self.applyOne)
+        return (reply!, index, settled)
+    }
+
     /// Runs one operation and returns its reply (no array is made on the way).
     func run(_ operation: Operation) throws(StoreError) -> Reply {
         let (reply, index, settled) = try decide({ _ in single(operation) }, guards: [], apply: Self.applyOne)

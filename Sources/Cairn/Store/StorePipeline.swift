@@ -19,8 +19,8 @@ extension Store {
     /// Decides one operation as a txn (logged if it changes anything) without waiting for it to
     /// commit. Readers see it only after ``commit(_:)``.
     public func decide(_ operation: Operation) throws(StoreError) -> (Reply, Decided) {
-        let (reply, index, settled) = try decide({ _ in [operation] }, guards: [], apply: Self.applyFirst)
-        return (reply!, Decided(index: index, isCommitted: settled))
+        let (reply, index, settled) = try decideSingle(operation)
+        return (reply, Decided(index: index, isCommitted: settled))
     }
 
     /// Decides operations as one txn; nil replies when a guarded key changed (nothing ran).
@@ -54,8 +54,4 @@ extension Store {
 
     /// The store's clock now (milliseconds since the Unix epoch).
     public func now() -> Int64 { clock.nowMilliseconds() }
-
-    private static func applyFirst(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> Reply {
-        state.apply(txn.operations[0], time: txn.time, index: index, changes: &changes)
-    }
 }

@@ -209,7 +209,7 @@ enum ConnectionCommands {
             c.server.lock.withLock { c.server.clients[c.session.id]?.name = c.session.name }
             c.append(.ok)
         case "GETNAME": c.append(c.session.name.map { .bulk($0) } ?? .null)
-        case "INFO": c.append(.bulk(clientLine(c.server, c.session.id) + "\n"))
+        case "INFO": c.append(.bulk(clientLine(c.server, c.session.id) + " cmd=\(c.session.lastCommand)\n"))
         case "LIST":
             let ids = c.server.lock.withLock { c.server.clients.keys.sorted() }
             c.append(.bulk(ids.map { clientLine(c.server, $0) + "\n" }.joined()))
@@ -222,7 +222,7 @@ enum ConnectionCommands {
         server.lock.withLock {
             guard let info = server.clients[id] else { return "" }
             let age = Int(Date().timeIntervalSince(info.connectedAt))
-            return "id=\(info.id) addr=\(info.address) name=\(info.name ?? "") age=\(age) db=\(info.db) cmd=\(info.lastCommand)"
+            return "id=\(info.id) addr=\(info.address) name=\(info.name ?? "") age=\(age) db=\(info.db)"
         }
     }
 
@@ -258,7 +258,7 @@ enum ConnectionCommands {
         let wanted = a.count > 1 ? Set(a.values[1...].map { $0.string.lowercased() }) : ["default"]
         func include(_ section: String) -> Bool { wanted.contains("all") || wanted.contains("everything") || wanted.contains("default") || wanted.contains(section) }
         let (clients, connections, commands, rejected, lastSave, options, started) = server.lock.withLock {
-            (server.clients.count, server.totalConnections, server.totalCommands, server.rejectedConnections, server.lastSave, server.options, server.startedAt)
+            (server.clients.count, server.totalConnections, server.totalCommands.load(ordering: .relaxed), server.rejectedConnections, server.lastSave, server.options, server.startedAt)
         }
         var text = ""
         if include("server") {
@@ -337,7 +337,8 @@ enum ConnectionCommands {
             }
             c.append(.ok)
         case "RESETSTAT":
-            c.server.lock.withLock { c.server.totalCommands = 0; c.server.rejectedConnections = 0 }
+            c.server.totalCommands.store(0, ordering: .relaxed)
+            c.server.lock.withLock { c.server.rejectedConnections = 0 }
             c.append(.ok)
         case "REWRITE": c.append(.error("ERR The server is running without a config file"))
         default: c.append(.error("ERR unknown subcommand '\(a[1].string)'. Try CONFIG HELP."))

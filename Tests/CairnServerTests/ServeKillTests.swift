@@ -1,0 +1,87 @@
+import Cairn
+import CairnStorage
+import CairnTesting
+import Foundation
+import SystemPackage
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cairn serve` as a user runs it: killed with SIGKILL under a write load in `always` mode,
+/// restarted, and every acknowledged write must be there; SIGTERM stops it cleanly.
+@Suite(.serialized) struct ServeKillTests {
+    /// Starts `cairn serve` on a free port; returns the process and the port it reports.
+    func startServe(_ directory: FilePath, _ extra: [String] = []) throws -> (Process, Int) {
+        let process = Process()
+        process.executableURL = try cairnExecutable()
+        process.arguments = ["serve", "--dir", directory.string, "--resp-port", "0", "--appendfsync", "always"] + extra
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        // The first line names the port: "cairn: ready, RESP on 127.0.0.1:PORT, ..."
+        var line = Data()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let byte = pipe.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            if byte.first == UInt8(ascii: "\n") { break }
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: "127.0.0.1:"), let port = Int(text[range.upperBound...].prefix { $0.isNumber }) else {
+            process.terminate()
+            throw CairnCLIError("cairn serve did not start: \(text)")
+        }
+        return (process, port)
+    }
+
+    @Test func everyAcknowledgedWriteSurvivesAKill() throws {
+        let directory = TemporaryDirectory("serve-kill")
+        defer { directory.cleanup() }
+        var acknowledged = 0
+        for round in 0..<3 {
+            let (process, port) = try startServe(directory.path)
+            let client = try RawClient(port: port)
+            // Writes until killed: at most 20 000 per round, killed after about 300 ms.
+            let killer = DispatchWorkItem { kill(process.processIdentifier, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(300), execute: killer)
+            var i = acknowledged
+            while i < acknowledged + 20_000 {
+                client.command("SET", "key:\(i)", "\(i)")
+                guard client.reply() == "+OK\r\n" else { break }
+                i += 1
+            }
+            process.waitUntilExit()
+            #expect(process.terminationReason == .uncaughtSignal, "round \(round): the server was killed")
+            acknowledged = i
+        }
+        #expect(acknowledged > 0)
+        let (process, port) = try startServe(directory.path)
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        let client = try RawClient(port: port)
+        var missing: [Int] = []
+        for i in 0..<acknowledged {
+            client.command("GET", "key:\(i)")
+            let expected = "$\(String(i).count)\r\n\(i)\r\n"
+            if client.reply() != expected { missing.append(i) }
+        }
+        #expect(missing.isEmpty, "acknowledged writes lost after kill -9: \(missing.prefix(10))")
+    }
+
+    @Test func sigtermStopsCleanly() throws {
+        let directory = TemporaryDirectory("serve-term")
+        defer { directory.cleanup() }
+        let (process, port) = try startServe(directory.path)
+        let client = try RawClient(port: port)
+        client.command("SET", "k", "v"); #expect(client.reply() == "+OK\r\n")
+        process.terminate()  // SIGTERM
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        let store = try Store.open(directory: directory.path, options: StoreOptions(activeExpiry: false))
+        #expect(try store.get("k") == "v")
+        #expect(store.log.recovery.problem == nil, "a clean stop leaves nothing to repair")
+        try store.close()
+    }
+}
