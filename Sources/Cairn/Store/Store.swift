@@ -239,6 +239,9 @@ public final class Store: @unchecked Sendable {
             trackTimers(now)
             countForSnapshot()
             enqueue(fired)
+            // Drop the changes' references now: a value they hold (a list, a hash) would be
+            // shared with the trie until the next write and copied whole by it.
+            changeBuffer.removeAll()
             return (replies, index, true)  // written to the OS and visible: nothing to wait for
         }
         if headIsCommitted {
@@ -256,6 +259,7 @@ public final class Store: @unchecked Sendable {
             let fired = readLock.withLock { commitLocked(changeBuffer, index) }
             enqueue(fired)
         }
+        changeBuffer.removeAll()
         return (replies, index, false)
     }
 
