@@ -22,8 +22,14 @@ public struct CairnCLIError: Error, CustomStringConvertible {
 /// Runs `cairn` with `arguments` as a user would (optionally typing `input`), and returns its
 /// exit status and everything it printed (standard output and error together).
 public func runCairn(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    try runProgram(cairnExecutable(), arguments, input: input)
+}
+
+/// Runs a program to its end, optionally typing `input`; its exit status and everything it
+/// printed (standard output and error together).
+public func runProgram(_ executable: URL, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = try cairnExecutable()
+    process.executableURL = executable
     process.arguments = arguments
     let output = Pipe()
     process.standardOutput = output

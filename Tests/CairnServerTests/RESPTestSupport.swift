@@ -137,18 +137,5 @@ final class RawClient {
 /// Runs a program with arguments; nil when it is not installed.
 func runTool(_ path: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String)? {
     guard FileManager.default.isExecutableFile(atPath: path) else { return nil }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    return try runProgram(URL(fileURLWithPath: path), arguments, input: input)
 }
