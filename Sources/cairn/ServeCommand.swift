@@ -14,29 +14,53 @@ struct ServeCommand: ParsableCommand {
         discussion: "Stops cleanly on SIGINT or SIGTERM: stops accepting, answers what is in flight, makes everything durable, closes."
     )
 
-    @Option(help: "The data directory (created if absent; recovered on start).")
-    var dir: String
-    @Option(help: "Address to listen on (loopback by default).")
-    var bind = "127.0.0.1"
-    @Option(name: .customLong("resp-port"), help: "RESP port (0: any free port).")
-    var respPort = 6379
-    @Option(help: "fsync policy: always, everysec or no (CONFIG SET appendfsync changes it).")
-    var appendfsync = "everysec"
+    @Option(help: "The data directory (created if absent; recovered on start); or `dir` in --config.")
+    var dir: String?
+    @Option(help: "A redis.conf-style file: one `name value` per line (dir, bind, port, appendfsync, requirepass, maxclients, protected-mode, snapshot-every-txns, snapshot-every-mib); flags given on the command line win.")
+    var config: String?
+    @Option(help: "Address to listen on (default 127.0.0.1).")
+    var bind: String?
+    @Option(name: .customLong("resp-port"), help: "RESP port (default 6379; 0: any free port).")
+    var respPort: Int?
+    @Option(help: "fsync policy: always, everysec (default) or no; CONFIG SET appendfsync changes it.")
+    var appendfsync: String?
     @Option(help: "Require AUTH with this password.")
     var requirepass: String?
-    @Option(help: "Most clients connected at once.")
-    var maxclients = 10_000
+    @Option(help: "Most clients connected at once (default 10000).")
+    var maxclients: Int?
     @Flag(help: "Accept unauthenticated clients on a non-loopback address.")
     var noProtectedMode = false
     @Option(help: "Event-loop threads serving clients. One, like Redis, is fastest here: writes meet at the store's writer lock, and a second thread contends for it (SET 194k/s with 1, 108k/s with 2 on 2 cores).")
     var threads = 1
-    @Option(help: "Snapshot after this many txns (0: never).")
-    var snapshotEveryTxns: UInt64 = 1_000_000
-    @Option(help: "Snapshot after this many MiB of log (0: never).")
-    var snapshotEveryMib = 256
+    @Option(help: "Snapshot after this many txns (default 1000000; 0: never).")
+    var snapshotEveryTxns: UInt64?
+    @Option(help: "Snapshot after this many MiB of log (default 256; 0: never).")
+    var snapshotEveryMib: Int?
 
     func run() throws {
-        guard let policy = FsyncPolicy(rawValue: appendfsync) else { throw ValidationError("--appendfsync must be always, everysec or no") }
+        var file: [String: String] = [:]
+        if let config {
+            do { file = try ServeConfigFile.parse(contentsOf: config) } catch {
+                print("error: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        func setting<T>(_ flag: T?, _ name: String, _ parse: (String) -> T?, _ fallback: T) throws -> T {
+            if let flag { return flag }
+            guard let text = file[name] else { return fallback }
+            guard let value = parse(text) else { throw ValidationError("\(config ?? ""): invalid value '\(text)' for \(name)") }
+            return value
+        }
+        let policyName = try setting(appendfsync, "appendfsync", { $0 }, "everysec")
+        guard let policy = FsyncPolicy(rawValue: policyName.lowercased()) else { throw ValidationError("appendfsync must be always, everysec or no, not '\(policyName)'") }
+        guard let dir = dir ?? file["dir"] else { throw ValidationError("give the data directory: --dir DIR (or `dir` in --config)") }
+        let bind = try setting(bind, "bind", { $0.split(separator: " ").first.map(String.init) }, "127.0.0.1")
+        let respPort = try setting(respPort, "port", { Int($0) }, 6379)
+        let requirepass = requirepass ?? file["requirepass"]
+        let maxclients = try setting(maxclients, "maxclients", { Int($0) }, 10_000)
+        let protectedMode = noProtectedMode ? false : try setting(nil as Bool?, "protected-mode", { ["yes": true, "no": false][$0.lowercased()] }, true)
+        let snapshotEveryTxns = try setting(snapshotEveryTxns, "snapshot-every-txns", { UInt64($0) }, 1_000_000)
+        let snapshotEveryMib = try setting(snapshotEveryMib, "snapshot-every-mib", { Int($0) }, 256)
         let store: Store
         do {
             store = try Store.open(directory: FilePath(dir), options: StoreOptions(
@@ -52,7 +76,7 @@ struct ServeCommand: ParsableCommand {
         options.port = respPort
         options.password = requirepass
         options.maxClients = maxclients
-        options.protectedMode = !noProtectedMode
+        options.protectedMode = protectedMode
         let server: RESPServer
         do {
             server = try RESPServer.start(store: store, options: options, threads: threads)
@@ -84,5 +108,34 @@ struct ServeCommand: ParsableCommand {
         }
         print("cairn: stopped")
         _ = sources
+    }
+}
+
+/// `cairn serve --config FILE`: redis.conf's syntax (`name value`, `#` comments, quoted values).
+enum ServeConfigFile {
+    static let known: Set<String> = [
+        "dir", "bind", "port", "appendfsync", "requirepass", "maxclients", "protected-mode",
+        "snapshot-every-txns", "snapshot-every-mib",
+    ]
+
+    struct ConfigError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func parse(contentsOf path: String) throws -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(description: "cannot read the config file \(path)") }
+        var settings: [String: String] = [:]
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ConfigError(description: "\(path):\(number + 1): expected `name value`, got '\(line)'") }
+            let name = parts[0].lowercased()
+            guard known.contains(name) else { throw ConfigError(description: "\(path):\(number + 1): unknown setting '\(parts[0])'") }
+            var value = parts[1].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first { value = String(value.dropFirst().dropLast()) }
+            settings[name] = value
+        }
+        return settings
     }
 }

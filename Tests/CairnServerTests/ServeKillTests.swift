@@ -13,9 +13,13 @@ import Glibc
 @Suite(.serialized) struct ServeKillTests {
     /// Starts `cairn serve` on a free port; returns the process and the port it reports.
     func startServe(_ directory: FilePath, _ extra: [String] = []) throws -> (Process, Int) {
+        try startServe(arguments: ["serve", "--dir", directory.string, "--resp-port", "0", "--appendfsync", "always"] + extra)
+    }
+
+    func startServe(arguments: [String]) throws -> (Process, Int) {
         let process = Process()
         process.executableURL = try cairnExecutable()
-        process.arguments = ["serve", "--dir", directory.string, "--resp-port", "0", "--appendfsync", "always"] + extra
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -83,5 +87,30 @@ import Glibc
         #expect(try store.get("k") == "v")
         #expect(store.log.recovery.problem == nil, "a clean stop leaves nothing to repair")
         try store.close()
+    }
+
+    @Test func aConfigFileSetsWhatFlagsDoNot() throws {
+        let directory = TemporaryDirectory("serve-config")
+        defer { directory.cleanup() }
+        let config = directory.path.appending("cairn.conf").string
+        try """
+            # like redis.conf
+            dir \(directory.path.appending("data").string)
+            appendfsync no
+            requirepass "pa ss"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let (process, port) = try startServe(arguments: ["serve", "--config", config, "--resp-port", "0"])
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        let client = try RawClient(port: port)
+        client.command("PING"); #expect(client.reply() == "-NOAUTH Authentication required.\r\n")
+        client.command("AUTH", "pa ss"); #expect(client.reply() == "+OK\r\n")
+        client.command("CONFIG", "GET", "appendfsync"); #expect(client.reply() == "*2\r\n$11\r\nappendfsync\r\n$2\r\nno\r\n")
+
+        try "appendfsync sometimes\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let bad = try runCairn(["serve", "--config", config, "--dir", directory.path.string])
+        #expect(bad.status != 0 && bad.output.contains("sometimes"), "\(bad.output)")
+        try "colour blue\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let unknown = try runCairn(["serve", "--config", config, "--dir", directory.path.string])
+        #expect(unknown.status == 2 && unknown.output.contains("cairn.conf:1: unknown setting 'colour'"), "\(unknown.output)")
     }
 }
