@@ -7,6 +7,10 @@ struct ClientSession {
     var authenticated = true
     var name: String?
     var lastCommand = "NULL"
+    /// The `SELECT`ed database.
+    var db = 0
+    /// The database the WATCHed keys belong to.
+    var watchDatabase = 0
     var inMulti = false
     /// True while EXEC runs the queued commands (BLPOP does not block then).
     var inMultiExec = false

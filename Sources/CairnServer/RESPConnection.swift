@@ -196,6 +196,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         do {
             let (reply, decided) = try store.decide(operation)
             if case .push(let key, _, _, _) = operation { pushed.append(key) }
+            if case .inDatabase(_, .push(let key, _, _, _)) = operation { pushed.append(key) }
             if decided.isCommitted {
                 try? store.commitNow(decided)
                 if held == nil { commitDone() }
@@ -264,9 +265,35 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
                 waitForHeld()
                 return
             }
-            append(body(store))
+            append(body(reader))
         case .write(let operation, let answer):
-            write(operation, answer: answer)
+            write(inDatabase(operation), answer: answer)
+        }
+    }
+
+    /// Reads of the selected database.
+    var reader: KeyspaceReader { KeyspaceReader(store: store, db: session.db) }
+
+    /// An operation on the selected database.
+    func inDatabase(_ operation: Cairn.Operation) -> Cairn.Operation {
+        session.db == 0 ? operation : .inDatabase(session.db, operation)
+    }
+
+    /// Decides operations as one txn (held like a write); nil, with an error reply queued, when
+    /// the store refused it.
+    func decideBatch(_ operations: [Cairn.Operation]) -> [Reply]? {
+        do {
+            let (replies, decided) = try store.decide(operations, guards: [])
+            if decided.isCommitted {
+                try? store.commitNow(decided)
+                if held == nil { commitDone() }
+            } else if held == nil || decided.index > held!.index {
+                held = decided
+            }
+            return replies
+        } catch {
+            append(.error("ERR \(error)"))
+            return nil
         }
     }
 
@@ -299,7 +326,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             append(.error("EXECABORT Transaction discarded because of previous errors."))
             return
         }
-        enum Step: @unchecked Sendable { case write(Int, @Sendable (Reply) -> RESPValue), read(@Sendable (Store) -> RESPValue), value(RESPValue), pushed(Bytes) }
+        enum Step: @unchecked Sendable { case write(Int, @Sendable (Reply) -> RESPValue), read(@Sendable (KeyspaceReader) -> RESPValue), value(RESPValue), pushed(Bytes) }
         var steps: [Step] = []
         var operations: [Cairn.Operation] = []
         for arguments in queued {
@@ -311,7 +338,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
                     case .read(let body): steps.append(.read(body))
                     case .write(let operation, let answer):
                         steps.append(.write(operations.count, answer))
-                        operations.append(operation)
+                        operations.append(inDatabase(operation))
                         if case .push(let key, _, _, _) = operation { pushed.append(key) }
                     }
                 } catch {
@@ -326,7 +353,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         let replies: [Reply]?
         let decided: Decided
         do {
-            (replies, decided) = try store.decide(operations, guards: guards)
+            (replies, decided) = try store.decide(operations, guards: guards, db: session.watchDatabase)
         } catch {
             append(.error("ERR \(error)"))
             return
@@ -337,11 +364,12 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         let plan = steps
-        let finish: @Sendable (Store) -> RESPValue = { store in
+        let reader = self.reader
+        let finish: @Sendable (Store) -> RESPValue = { _ in
             .array(plan.map { step in
                 switch step {
                 case .write(let index, let answer): return answer(replies[index])
-                case .read(let body): return body(store)
+                case .read(let body): return body(reader)
                 case .value(let value): return value
                 case .pushed: return .null
                 }
@@ -390,12 +418,12 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     private func tryPop(keys: [Bytes], left: Bool) -> Bool {
         for key in keys {
-            guard let entry = store.liveEntry(key) else { continue }
+            guard let entry = store.liveEntry(key, db: session.db) else { continue }
             guard case .list = entry.value else {
                 append(.error(KVError.wrongType.message))
                 return true
             }
-            guard let reply = decideWrite(.pop(key, count: nil, left: left)) else { return true }
+            guard let reply = decideWrite(inDatabase(.pop(key, count: nil, left: left))) else { return true }
             if case .bulk(let value) = reply {
                 append(.array([.bulk(key), .bulk(value)]))
                 return true

@@ -85,7 +85,9 @@ struct InspectCommand: ParsableCommand {
         }
         var kinds = [NodeKind: Int]()
         for (_, node) in state.tree.nodes { kinds[node.kind, default: 0] += 1 }
-        return "\(state.keyspace.count) keys (\(strings) strings, \(lists) lists, \(hashes) hashes; \(withTTL) with a TTL), "
+        let others = state.keyCount - state.keyspace.count
+        return "\(state.keyspace.count) keys (\(strings) strings, \(lists) lists, \(hashes) hashes; \(withTTL) with a TTL)"
+            + (others > 0 ? " in database 0 and \(others) in databases 1-15" : "") + ", "
             + "\(state.tree.count) znodes (\(kinds[.persistent] ?? 0) persistent, \(kinds[.ephemeral] ?? 0) ephemeral, "
             + "\(kinds[.container] ?? 0) container, \(kinds[.ttl] ?? 0) TTL), \(state.tree.sessions.count) sessions"
     }

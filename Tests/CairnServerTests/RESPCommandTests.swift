@@ -38,7 +38,7 @@ import Testing
         (["HEXISTS", "h", "b"], ":1\r\n"), (["HDEL", "h", "b", "zz"], ":1\r\n"), (["HLEN", "h"], ":2\r\n"),
         (["HKEYS", "h"], "*2\r\n$1\r\na\r\n$1\r\nc\r\n"), (["HSET", "h", "a"], "-ERR wrong number of arguments for 'hset' command\r\n"),
         (["KEYS", "h*"], "*1\r\n$1\r\nh\r\n"), (["DBSIZE"], ":4\r\n"),
-        (["ECHO", "hi"], "$2\r\nhi\r\n"), (["SELECT", "0"], "+OK\r\n"), (["SELECT", "1"], "-ERR DB index is out of range\r\n"),
+        (["ECHO", "hi"], "$2\r\nhi\r\n"), (["SELECT", "0"], "+OK\r\n"), (["SELECT", "16"], "-ERR DB index is out of range\r\n"),
         (["CLIENT", "SETNAME", "tester"], "+OK\r\n"), (["CLIENT", "GETNAME"], "$6\r\ntester\r\n"),
         (["CONFIG", "SET", "appendfsync", "sometimes"], "-ERR CONFIG SET failed (possibly related to argument 'appendfsync') - argument(s) must be one of the following: always, everysec, no\r\n"),
         (["CONFIG", "SET", "appendfsync", "always"], "+OK\r\n"),
@@ -77,5 +77,30 @@ import Testing
             steps += 1
         } while cursor != "0" && steps < 100
         #expect(seen.count == 100)
+    }
+
+    @Test func sixteenDatabasesAreSeparate() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        for (command, expected) in [
+            (["SET", "k", "zero"], "+OK\r\n"), (["SELECT", "3"], "+OK\r\n"), (["GET", "k"], "$-1\r\n"),
+            (["SET", "k", "three", "PX", "100000"], "+OK\r\n"), (["RPUSH", "l", "x"], ":1\r\n"), (["DBSIZE"], ":2\r\n"),
+            (["KEYS", "*"], "*2\r\n$1\r\nk\r\n$1\r\nl\r\n"), (["SELECT", "0"], "+OK\r\n"), (["GET", "k"], "$4\r\nzero\r\n"),
+            (["DBSIZE"], ":1\r\n"), (["SELECT", "3"], "+OK\r\n"), (["FLUSHDB"], "+OK\r\n"), (["DBSIZE"], ":0\r\n"),
+            (["SET", "again", "1"], "+OK\r\n"), (["SELECT", "0"], "+OK\r\n"), (["DBSIZE"], ":1\r\n"),
+            (["FLUSHALL"], "+OK\r\n"), (["DBSIZE"], ":0\r\n"), (["SELECT", "3"], "+OK\r\n"), (["DBSIZE"], ":0\r\n"),
+        ] {
+            client.send(RawClient.encode(command))
+            #expect(client.reply() == expected, "\(command.joined(separator: " "))")
+        }
+        // Durable and recovered by database: a key with a TTL in database 7, through a snapshot.
+        client.command("SELECT", "7"); _ = client.reply()
+        client.command("SET", "seven", "7", "EX", "1000"); _ = client.reply()
+        client.command("SAVE"); #expect(client.reply() == "+OK\r\n")
+        client.command("INFO", "keyspace"); #expect(client.reply().contains("db7:keys=1,expires=1"))
+        let state = server.store.stateView()
+        #expect(state.keyspace(7).entries["seven"] != nil && state.keyspace.entries["seven"] == nil)
+        #expect(server.store.pendingTimers.keys == 1)
     }
 }

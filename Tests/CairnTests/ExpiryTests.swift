@@ -255,4 +255,21 @@ import Glibc
         #expect(try store.exists("/e") == nil)
         try store.close()
     }
+
+    @Test func keysOfOtherDatabasesExpireInTheirOwnDatabase() throws {
+        let (store, disk, clock) = try makeStore(.always)
+        let deadline = clock.nowMilliseconds() + 50
+        _ = try store.execute([.inDatabase(4, .set("k", "db4", condition: .always, expiry: .at(deadline), returnOld: false))])
+        try store.set("k", "db0", expiry: .milliseconds(100))
+        #expect(store.pendingTimers.keys == 2)
+        clock.advance(milliseconds: 50)
+        #expect(try store.expireDue() == 1)
+        #expect(store.stateView().keyspace(4).count == 0 && store.stateView().databases.isEmpty, "an emptied database is absent")
+        #expect(try store.get("k") == "db0")
+        try store.close()
+        let reopened = try reopen(disk, clock: clock)
+        #expect(reopened.stateView().keyspace(4).count == 0)
+        #expect(try reopened.get("k") == "db0")
+        try reopened.close()
+    }
 }

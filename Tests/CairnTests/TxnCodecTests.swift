@@ -33,6 +33,8 @@ import Testing
         .expireNodes(["/t", "/c/ü"]),
         .createSession(timeout: 30_000),
         .closeSession(Int64.max),
+        .inDatabase(3, .set("k", "v", condition: .always, expiry: .at(5), returnOld: false)),
+        .inDatabase(15, .expireKeys(["a"])),
     ]
 
     @Test func everyOperationRoundTrips() throws {

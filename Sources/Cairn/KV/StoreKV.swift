@@ -154,8 +154,8 @@ extension Store {
     }
 
     /// `TYPE`: "string", "list", "hash", or "none".
-    public func type(_ key: Bytes) -> String {
-        let (keyspace, now) = readView()
+    public func type(_ key: Bytes, db: Int = 0) -> String {
+        let (keyspace, now) = readView(db: db)
         return keyspace.live(key, at: now)?.value.typeName ?? "none"
     }
 
@@ -168,13 +168,13 @@ extension Store {
     }
 
     /// `DBSIZE`: keys held, including expired ones not yet removed (as Redis counts).
-    public func dbsize() -> Int { readView().keyspace.count }
+    public func dbsize(db: Int = 0) -> Int { readView(db: db).keyspace.count }
 
     public func flushall() throws { _ = try value(run(.flushAll)) }
 
     /// `KEYS pattern`: every live key matching the glob, sorted.
-    public func keys(_ pattern: Bytes = "*") -> [Bytes] {
-        let (keyspace, now) = readView()
+    public func keys(_ pattern: Bytes = "*", db: Int = 0) -> [Bytes] {
+        let (keyspace, now) = readView(db: db)
         return keyspace.entries.compactMap { key, entry in
             !entry.isExpired(at: now) && Glob.matches(pattern, key) ? key : nil
         }.sorted()
@@ -184,8 +184,8 @@ extension Store {
     /// 64-bit hash of their bytes and the cursor is the next hash to visit, so every key present
     /// for the whole scan is returned at least once, whatever changes in between. Returns the
     /// next cursor (0 when done) and the keys of this step.
-    public func scan(cursor: UInt64, match pattern: Bytes? = nil, count: Int = 10) -> (cursor: UInt64, keys: [Bytes]) {
-        let (keyspace, now) = readView()
+    public func scan(cursor: UInt64, match pattern: Bytes? = nil, count: Int = 10, db: Int = 0) -> (cursor: UInt64, keys: [Bytes]) {
+        let (keyspace, now) = readView(db: db)
         var candidates: [(UInt64, Bytes)] = []
         for (key, entry) in keyspace.entries where !entry.isExpired(at: now) {
             let hash = ScanHash.of(key)
@@ -224,15 +224,15 @@ extension Store {
     @discardableResult public func persist(_ key: Bytes) throws -> Bool { try integer(run(.persist(key))) == 1 }
 
     /// `PTTL`: milliseconds left, -1 without a deadline, -2 when the key does not exist.
-    public func pttl(_ key: Bytes) -> Int64 {
-        let (keyspace, now) = readView()
+    public func pttl(_ key: Bytes, db: Int = 0) -> Int64 {
+        let (keyspace, now) = readView(db: db)
         guard let entry = keyspace.live(key, at: now) else { return -2 }
         return entry.expiresAt == 0 ? -1 : entry.expiresAt - now
     }
 
     /// `TTL`: seconds left (rounded as Redis does), -1 or -2 as ``pttl(_:)``.
-    public func ttl(_ key: Bytes) -> Int64 {
-        let ms = pttl(key)
+    public func ttl(_ key: Bytes, db: Int = 0) -> Int64 {
+        let ms = pttl(key, db: db)
         return ms < 0 ? ms : (ms + 500) / 1000
     }
 
@@ -329,8 +329,8 @@ extension Store {
     // MARK: Transactions
 
     /// The version of each key now (nil for absent): what `WATCH` records.
-    public func versions(_ keys: [Bytes]) -> [(Bytes, UInt64?)] {
-        let (keyspace, now) = readView()
+    public func versions(_ keys: [Bytes], db: Int = 0) -> [(Bytes, UInt64?)] {
+        let (keyspace, now) = readView(db: db)
         return keys.map { ($0, keyspace.live($0, at: now)?.version) }
     }
 }

@@ -55,7 +55,7 @@ public enum SnapshotFile {
             do {
                 var out = ContentWriter(chunkSize: 1 << 20, checksum: false)
                 SnapshotFormat.encodeHeader(header, into: &out)
-                try SnapshotFormat.encodeKeys(state.keyspace.entries, into: &out, put)
+                for db in 0..<StoreState.databaseCount { try SnapshotFormat.encodeKeys(state.keyspace(db).entries, db: db, into: &out, put) }
                 try SnapshotFormat.encodeNodes(state.tree.nodes, into: &out, put)
                 SnapshotFormat.encodeSessions(state.tree.sessions, into: &out)
                 try out.flush(force: true, put)

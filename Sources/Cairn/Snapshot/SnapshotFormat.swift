@@ -19,6 +19,7 @@ import HashTreeCollections
 /// | 1   | key     | key, expiresAt, version (txn index), type (0 string, 1 list, 2 hash), then the string; or a count and the elements; or a count and field, value pairs |
 /// | 2   | znode   | path, data, kind, ttl, czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, pzxid |
 /// | 3   | session | id, timeout                                                             |
+/// | 4   | key of database 1-15 | database, then the fields of a key record           |
 ///
 /// What can be derived is not stored: a znode's children (from the paths), `dataLength`,
 /// `numChildren`, and each session's ephemerals (from the owners). Timers are not stored either:
@@ -73,6 +74,7 @@ public enum SnapshotFormat {
     static let keyTag: UInt8 = 1
     static let nodeTag: UInt8 = 2
     static let sessionTag: UInt8 = 3
+    static let databaseKeyTag: UInt8 = 4
     static let endTag: UInt8 = 0
     /// The end tag and the checksum.
     static let footerSize = 5
@@ -97,11 +99,11 @@ public enum SnapshotFormat {
         _ state: StoreState, header: Header, chunkSize: Int = 1 << 20,
         sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        precondition(header.keys == state.keyspace.count && header.nodes == state.tree.count && header.sessions == state.tree.sessions.count,
+        precondition(header.keys == state.keyCount && header.nodes == state.tree.count && header.sessions == state.tree.sessions.count,
                      "the header's counts must be the state's")
         var out = ContentWriter(chunkSize: chunkSize)
         encodeHeader(header, into: &out)
-        try encodeKeys(state.keyspace.entries, into: &out, sink)
+        for db in 0..<StoreState.databaseCount { try encodeKeys(state.keyspace(db).entries, db: db, into: &out, sink) }
         try encodeNodes(state.tree.nodes, into: &out, sink)
         encodeSessions(state.tree.sessions, into: &out)
         out.byte(endTag)
@@ -125,10 +127,15 @@ public enum SnapshotFormat {
     }
 
     static func encodeKeys(
-        _ entries: TreeDictionary<Bytes, Entry>, into out: inout ContentWriter, _ sink: (UnsafeRawBufferPointer) throws -> Void
+        _ entries: TreeDictionary<Bytes, Entry>, db: Int, into out: inout ContentWriter, _ sink: (UnsafeRawBufferPointer) throws -> Void
     ) rethrows {
         for (key, entry) in entries {
-            out.byte(keyTag)
+            if db == 0 {
+                out.byte(keyTag)
+            } else {
+                out.byte(databaseKeyTag)
+                out.unsigned(UInt64(db))
+            }
             out.bytes(key)
             out.signed(entry.expiresAt)
             out.unsigned(entry.version)
@@ -226,7 +233,13 @@ public enum SnapshotFormat {
             let tag = try wrap { () throws(TxnCodec.DecodeError) -> UInt8 in try reader.byte() }
             if tag == endTag { break }
             switch tag {
-            case keyTag:
+            case keyTag, databaseKeyTag:
+                var db = 0
+                if tag == databaseKeyTag {
+                    let number = try wrap { () throws(TxnCodec.DecodeError) -> UInt64 in try reader.unsigned() }
+                    guard number >= 1 && number < UInt64(StoreState.databaseCount) else { throw .malformed("invalid database \(number)", offset: start) }
+                    db = Int(number)
+                }
                 let (key, entry) = try wrap { () throws(TxnCodec.DecodeError) -> (Bytes, Entry) in
                     let key = try reader.data()
                     let expiresAt = try reader.signed()
@@ -246,7 +259,10 @@ public enum SnapshotFormat {
                     }
                     return (key, Entry(value: value, expiresAt: expiresAt, version: version))
                 }
-                guard state.keyspace.entries.updateValue(entry, forKey: key) == nil else { throw .malformed("key \"\(key)\" appears twice", offset: start) }
+                let repeated = db == 0
+                    ? state.keyspace.entries.updateValue(entry, forKey: key) != nil
+                    : state.databases[db, default: Keyspace()].entries.updateValue(entry, forKey: key) != nil
+                guard !repeated else { throw .malformed("key \"\(key)\" of database \(db) appears twice", offset: start) }
                 keys += 1
             case nodeTag:
                 let (path, node) = try wrap { () throws(TxnCodec.DecodeError) -> (String, ZNode) in

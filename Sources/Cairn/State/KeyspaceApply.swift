@@ -299,6 +299,8 @@ extension Keyspace {
             }
             return .integer(removed)
 
+        case .inDatabase:
+            throw .syntax  // StoreState routes these; one here is nested, which is refused
         case .createNode, .deleteNode, .setNodeData, .checkNode, .multi, .expireNodes, .createSession, .closeSession:
             preconditionFailure("tree operations are applied by ZTree")
         }

@@ -1,19 +1,38 @@
+import HashTreeCollections
+
 /// Everything the log's txns build: the key-value space and the znode tree, on one index
 /// sequence. Applying the same txns in order to the same state gives the same state.
 public struct StoreState: Sendable, Equatable {
+    /// Database 0, the one the embedded API and most clients use.
     public internal(set) var keyspace = Keyspace()
+    /// Databases 1 to 15 (Redis's `SELECT`); only those holding keys are present.
+    public internal(set) var databases = TreeDictionary<Int, Keyspace>()
     public internal(set) var tree = ZTree()
 
+    /// Redis's default number of databases.
+    public static let databaseCount = 16
+
     public init() {}
+
+    /// The keyspace of database `db` (empty when it holds nothing).
+    public func keyspace(_ db: Int) -> Keyspace {
+        db == 0 ? keyspace : databases[db] ?? Keyspace()
+    }
+
+    /// Keys in every database.
+    public var keyCount: Int { databases.values.reduce(keyspace.count) { $0 + $1.count } }
 
     /// What one txn changed, for the committed state to replay by assignment.
     public struct Changes: Sendable {
         public internal(set) var keyspace: [KeyspaceChange] = []
+        /// Changes to databases 1 to 15.
+        public internal(set) var otherDatabases: [(db: Int, change: KeyspaceChange)] = []
         public internal(set) var tree: [TreeChange] = []
         public init() {}
-        public var isEmpty: Bool { keyspace.isEmpty && tree.isEmpty }
+        public var isEmpty: Bool { keyspace.isEmpty && tree.isEmpty && otherDatabases.isEmpty }
         mutating func removeAll() {
             keyspace.removeAll(keepingCapacity: true)
+            if !otherDatabases.isEmpty { otherDatabases.removeAll(keepingCapacity: true) }
             tree.removeAll(keepingCapacity: true)
         }
     }
@@ -30,13 +49,27 @@ public struct StoreState: Sendable, Equatable {
 
     /// Applies one operation of a txn decided at `time`, logged at `index`.
     public mutating func apply(_ operation: Operation, time: Int64, index: UInt64, changes: inout Changes) -> Reply {
-        operation.isTreeOperation
+        if case .inDatabase(let db, let inner) = operation {
+            guard db >= 0 && db < Self.databaseCount, !inner.isTreeOperation else { return .error(.syntax) }
+            if case .inDatabase = inner { return .error(.syntax) }
+            if db == 0 { return keyspace.apply(inner, time: time, index: index, changes: &changes.keyspace) }
+            var scratch: [KeyspaceChange] = []
+            let reply = databases[db, default: Keyspace()].apply(inner, time: time, index: index, changes: &scratch)
+            if databases[db]?.count == 0 { databases[db] = nil }  // an empty database is absent
+            for change in scratch { changes.otherDatabases.append((db, change)) }
+            return reply
+        }
+        return operation.isTreeOperation
             ? tree.apply(operation, index: index, time: time, changes: &changes.tree)
             : keyspace.apply(operation, time: time, index: index, changes: &changes.keyspace)
     }
 
     mutating func apply(_ changes: Changes) {
         for change in changes.keyspace { keyspace.apply(change) }
+        for (db, change) in changes.otherDatabases {
+            databases[db, default: Keyspace()].apply(change)
+            if databases[db]?.count == 0 { databases[db] = nil }
+        }
         for change in changes.tree { tree.apply(change) }
     }
 }

@@ -1,8 +1,14 @@
 import CairnStorage
 
+/// A key of one database.
+struct DatabaseKey: Hashable {
+    var db: Int
+    var key: Bytes
+}
+
 /// What a timer of the store's expiry wheel stands for.
 enum ExpiryTarget {
-    case key(Bytes)
+    case key(DatabaseKey)
     case node(String)
     case session(Int64)
 }
@@ -17,7 +23,7 @@ enum ExpiryTarget {
 /// Guarded by the store's writer lock.
 struct ExpiryTracker {
     private var wheel: TimingWheel<ExpiryTarget>
-    private var keyTimers: [Bytes: TimerID] = [:]
+    private var keyTimers: [DatabaseKey: TimerID] = [:]
     private var nodeTimers: [String: TimerID] = [:]
     private var sessionTimers: [Int64: (timer: TimerID, timeout: Int64)] = [:]
     /// Timers fired and txns proposed for them since open.
@@ -43,22 +49,8 @@ struct ExpiryTracker {
     /// deadline it scheduled (`Int64.max` for none), so a sleeping driver can be woken.
     mutating func track(_ changes: StoreState.Changes, time: Int64) -> Int64 {
         var earliest = Int64.max
-        for change in changes.keyspace {
-            switch change {
-            case .put(let key, let entry):
-                if entry.expiresAt != 0 {
-                    Self.set(&wheel, &keyTimers, key, .key(key), at: entry.expiresAt)
-                    earliest = min(earliest, entry.expiresAt)
-                } else if !keyTimers.isEmpty {
-                    Self.cancel(&wheel, &keyTimers, key)
-                }
-            case .remove(let key):
-                if !keyTimers.isEmpty { Self.cancel(&wheel, &keyTimers, key) }
-            case .clear:
-                for timer in keyTimers.values { wheel.cancel(timer) }
-                keyTimers.removeAll()
-            }
-        }
+        for change in changes.keyspace { trackKey(change, db: 0, &earliest) }
+        for (db, change) in changes.otherDatabases { trackKey(change, db: db, &earliest) }
         for change in changes.tree {
             switch change {
             case .put(let path, let node):
@@ -93,11 +85,34 @@ struct ExpiryTracker {
         return earliest
     }
 
+    private mutating func trackKey(_ change: KeyspaceChange, db: Int, _ earliest: inout Int64) {
+        switch change {
+        case .put(let key, let entry):
+            if entry.expiresAt != 0 {
+                let target = DatabaseKey(db: db, key: key)
+                Self.set(&wheel, &keyTimers, target, .key(target), at: entry.expiresAt)
+                earliest = min(earliest, entry.expiresAt)
+            } else if !keyTimers.isEmpty {
+                Self.cancel(&wheel, &keyTimers, DatabaseKey(db: db, key: key))
+            }
+        case .remove(let key):
+            if !keyTimers.isEmpty { Self.cancel(&wheel, &keyTimers, DatabaseKey(db: db, key: key)) }
+        case .clear:
+            for (target, timer) in keyTimers where target.db == db {
+                wheel.cancel(timer)
+                keyTimers[target] = nil
+            }
+        }
+    }
+
     /// Schedules the timers a state needs: every key deadline, every childless TTL node and
     /// emptied container, and every session with a full timeout from `now`.
     mutating func rebuild(from state: StoreState, now: Int64) {
-        for (key, entry) in state.keyspace.entries where entry.expiresAt != 0 {
-            keyTimers[key] = wheel.schedule(at: entry.expiresAt, .key(key))
+        for db in 0..<StoreState.databaseCount {
+            for (key, entry) in state.keyspace(db).entries where entry.expiresAt != 0 {
+                let target = DatabaseKey(db: db, key: key)
+                keyTimers[target] = wheel.schedule(at: entry.expiresAt, .key(target))
+            }
         }
         for (path, node) in state.tree.nodes where node.children.isEmpty {
             if let deadline = node.ttlDeadline {
@@ -121,7 +136,7 @@ struct ExpiryTracker {
     /// Takes the timers due by `now`, at most `limit` of them fired or cascaded, and returns the
     /// operations that expire their targets (one txn's worth) and how many timers fired.
     mutating func takeDue(at now: Int64, limit: Int) -> (operations: [Operation], fired: Int) {
-        var keys: [Bytes] = []
+        var keys: [DatabaseKey] = []
         var paths: [String] = []
         var sessions: [Int64] = []
         let fired = wheel.advance(to: now, limit: limit) { target, _ in
@@ -135,7 +150,11 @@ struct ExpiryTracker {
         for path in paths { nodeTimers[path] = nil }
         for id in sessions { sessionTimers[id] = nil }
         var operations: [Operation] = []
-        if !keys.isEmpty { operations.append(.expireKeys(keys)) }
+        var byDatabase: [Int: [Bytes]] = [:]
+        for target in keys { byDatabase[target.db, default: []].append(target.key) }
+        for (db, expired) in byDatabase.sorted(by: { $0.key < $1.key }) {
+            operations.append(db == 0 ? .expireKeys(expired) : .inDatabase(db, .expireKeys(expired)))
+        }
         if !paths.isEmpty { operations.append(.expireNodes(paths)) }
         for id in sessions { operations.append(.closeSession(id)) }
         self.fired += fired

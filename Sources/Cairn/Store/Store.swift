@@ -207,7 +207,7 @@ public final class Store: @unchecked Sendable {
     /// `settled` when the txn is already committed and visible. `operations` runs under the
     /// writer lock.
     func decide<R>(
-        _ operations: (_ now: Int64) -> [Operation], guards: [(Bytes, UInt64?)],
+        _ operations: (_ now: Int64) -> [Operation], guards: [(Bytes, UInt64?)], guardDatabase: Int = 0,
         apply: (inout StoreState, Txn, UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
         writer.lock()
@@ -218,7 +218,7 @@ public final class Store: @unchecked Sendable {
         // Only writers (holding `writer`) change `committed`, so reading it here is safe. No
         // copy of the state may outlive this check: the apply below must find it unshared.
         for (key, version) in guards {
-            let entry = headIsCommitted ? committed.keyspace.live(key, at: now) : head.keyspace.live(key, at: now)
+            let entry = headIsCommitted ? committed.keyspace(guardDatabase).live(key, at: now) : head.keyspace(guardDatabase).live(key, at: now)
             if entry?.version != version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
         let txn = Txn(time: now, operations: operations(now))
@@ -458,15 +458,16 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Reading
 
-    /// A consistent view of the committed keyspace at this moment, and the time to judge expiry by.
-    public func readView() -> (keyspace: Keyspace, now: Int64) {
-        (readLock.withLock { committed.keyspace }, clock.nowMilliseconds())
+    /// A consistent view of the committed keyspace of database `db` at this moment, and the
+    /// time to judge expiry by.
+    public func readView(db: Int = 0) -> (keyspace: Keyspace, now: Int64) {
+        (readLock.withLock { db == 0 ? committed.keyspace : committed.keyspace(db) }, clock.nowMilliseconds())
     }
 
     /// The committed entry of `key` unless it has expired. The clock is read only for keys that
     /// have a deadline: most reads need no time at all.
-    public func liveEntry(_ key: Bytes) -> Entry? {
-        guard let entry = readLock.withLock({ committed.keyspace.entries[key] }) else { return nil }
+    public func liveEntry(_ key: Bytes, db: Int = 0) -> Entry? {
+        guard let entry = readLock.withLock({ db == 0 ? committed.keyspace.entries[key] : committed.databases[db]?.entries[key] }) else { return nil }
         if entry.expiresAt != 0 && entry.expiresAt <= clock.nowMilliseconds() { return nil }
         return entry
     }

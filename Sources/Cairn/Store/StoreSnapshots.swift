@@ -63,7 +63,7 @@ extension Store {
         } catch { throw .log(error) }
         let fileSystem = options.fileSystem
         let header = SnapshotFormat.Header(
-            index: index, time: clock.nowMilliseconds(), keys: state.keyspace.count, nodes: state.tree.count,
+            index: index, time: clock.nowMilliseconds(), keys: state.keyCount, nodes: state.tree.count,
             sessions: state.tree.sessions.count)
         let stats: SnapshotFile.Stats
         do {

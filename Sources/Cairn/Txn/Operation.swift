@@ -75,6 +75,9 @@ public enum Operation: Sendable, Equatable {
     /// Closes a session and deletes its ephemeral znodes, all in this txn.
     case closeSession(Int64)
 
+    /// A key-value operation on database `db` (Redis's `SELECT`; 0 is the default database).
+    indirect case inDatabase(Int, Operation)
+
     /// True for the operations of the znode tree.
     public var isTreeOperation: Bool {
         switch self {

@@ -120,6 +120,9 @@ public enum TxnCodec {
             out.append(28); putSigned(timeout, &out)
         case .closeSession(let session):
             out.append(29); putSigned(session, &out)
+        case .inDatabase(let db, let operation):
+            out.append(30); putUnsigned(UInt64(db), &out)
+            encode(operation, &out)
         }
     }
 
@@ -341,6 +344,14 @@ public enum TxnCodec {
                 return .expireNodes(paths)
             case 28: return .createSession(timeout: try signed())
             case 29: return .closeSession(try signed())
+            case 30:
+                // A key-value operation of database 1-15: no tree operation, no nesting.
+                let db = try unsigned()
+                guard db < UInt64(StoreState.databaseCount) else { throw .invalidValue("database", offset: start) }
+                let inner = try operation(nested: true)
+                if inner.isTreeOperation { throw .invalidValue("database operation", offset: start) }
+                if case .inDatabase = inner { throw .invalidValue("nested database operation", offset: start) }
+                return .inDatabase(Int(db), inner)
             default: throw .unknownTag(tag, offset: start)
             }
         }

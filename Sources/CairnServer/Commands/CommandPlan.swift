@@ -4,7 +4,7 @@ import Cairn
 /// committed state, a write (one store operation and how to answer its reply), or an answer
 /// that needs neither. MULTI/EXEC folds the writes of a block into one txn from these plans.
 enum CommandPlan {
-    case read(@Sendable (Store) -> RESPValue)
+    case read(@Sendable (KeyspaceReader) -> RESPValue)
     case write(Cairn.Operation, answer: @Sendable (Reply) -> RESPValue)
     case reply(RESPValue)
 
@@ -62,4 +62,18 @@ struct Arguments: Sendable {
 struct CommandError: Error {
     let message: String
     init(_ message: String) { self.message = message }
+}
+
+/// Reads of one database of the store (the client's `SELECT`ed one).
+struct KeyspaceReader: Sendable {
+    let store: Store
+    let db: Int
+
+    func liveEntry(_ key: Bytes) -> Entry? { store.liveEntry(key, db: db) }
+    func keys(_ pattern: Bytes) -> [Bytes] { store.keys(pattern, db: db) }
+    func scan(cursor: UInt64, match: Bytes?, count: Int) -> (cursor: UInt64, keys: [Bytes]) { store.scan(cursor: cursor, match: match, count: count, db: db) }
+    func type(_ key: Bytes) -> String { store.type(key, db: db) }
+    func ttl(_ key: Bytes) -> Int64 { store.ttl(key, db: db) }
+    func pttl(_ key: Bytes) -> Int64 { store.pttl(key, db: db) }
+    func dbsize() -> Int { store.dbsize(db: db) }
 }

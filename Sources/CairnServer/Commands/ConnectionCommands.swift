@@ -26,7 +26,16 @@ enum ConnectionCommands {
         t["quit"] = Handler(arity: -1) { c, _ in c.quit() }
         t["select"] = Handler(arity: 2) { c, a in
             guard let index = RedisNumbers.parseInteger(a[1]) else { c.append(.error(RedisErrors.notInteger)); return }
-            c.append(index == 0 ? .ok : .error("ERR DB index is out of range"))
+            guard index >= 0 && index < Int64(StoreState.databaseCount) else { c.append(.error("ERR DB index is out of range")); return }
+            c.session.db = Int(index)
+            c.server.lock.withLock { c.server.clients[c.session.id]?.db = Int(index) }
+            c.append(.ok)
+        }
+        t["flushall"] = Handler(arity: -1) { c, a in
+            guard a.count <= 2, a.count == 1 || ["ASYNC", "SYNC"].contains(a.upper(1)) else { c.append(.error(RedisErrors.syntax)); return }
+            // Every database, in one txn.
+            let operations: [Cairn.Operation] = [.flushAll] + (1..<StoreState.databaseCount).map { .inDatabase($0, .flushAll) }
+            if c.decideBatch(operations) != nil { c.append(.ok) }
         }
         t["time"] = Handler(arity: 1) { c, _ in c.append(time()) }
         t["auth"] = Handler(arity: -2) { c, a in
@@ -72,7 +81,8 @@ enum ConnectionCommands {
         }
         t["watch"] = Handler(arity: -2) { c, a in
             if c.session.inMulti { c.append(.error("ERR WATCH inside MULTI is not allowed")); return }
-            c.session.watched.append(contentsOf: c.store.versions(Array(a.values[1...])))
+            if c.session.watched.isEmpty { c.session.watchDatabase = c.session.db }
+            c.session.watched.append(contentsOf: c.store.versions(Array(a.values[1...]), db: c.session.watchDatabase))
             c.append(.ok)
         }
         t["unwatch"] = Handler(arity: 1) { c, _ in
@@ -284,10 +294,14 @@ enum ConnectionCommands {
             text += "expired_keys:\(expiry.fired)\r\n\r\n"
         }
         if include("keyspace") {
-            let view = store.readView()
-            let expires = view.keyspace.entries.reduce(0) { $0 + ($1.value.expiresAt != 0 ? 1 : 0) }
             text += "# Keyspace\r\n"
-            if view.keyspace.count > 0 { text += "db0:keys=\(view.keyspace.count),expires=\(expires),avg_ttl=0\r\n" }
+            let state = store.stateView()
+            for db in 0..<StoreState.databaseCount {
+                let keyspace = state.keyspace(db)
+                guard keyspace.count > 0 else { continue }
+                let expires = keyspace.entries.reduce(0) { $0 + ($1.value.expiresAt != 0 ? 1 : 0) }
+                text += "db\(db):keys=\(keyspace.count),expires=\(expires),avg_ttl=0\r\n"
+            }
         }
         return text
     }
@@ -299,7 +313,7 @@ enum ConnectionCommands {
             let options = c.server.lock.withLock { c.server.options }
             let values: [(String, String)] = [
                 ("appendonly", "yes"), ("appendfsync", c.store.log.fsyncPolicy.rawValue), ("save", ""),
-                ("databases", "1"), ("maxclients", String(options.maxClients)), ("port", String(options.port)),
+                ("databases", String(StoreState.databaseCount)), ("maxclients", String(options.maxClients)), ("port", String(options.port)),
                 ("bind", options.host), ("requirepass", options.password ?? ""), ("dir", c.store.directory.string),
                 ("proto-max-bulk-len", String(options.limits.maxBulkLength)),
                 ("client-query-buffer-limit", String(options.limits.maxQueryBuffer)),

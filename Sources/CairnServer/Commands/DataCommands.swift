@@ -18,13 +18,13 @@ enum DataCommands {
 
     // MARK: Helpers
 
-    static func stringValue(_ store: Store, _ key: Bytes) -> Result<Bytes?, CommandError> {
+    static func stringValue(_ store: KeyspaceReader, _ key: Bytes) -> Result<Bytes?, CommandError> {
         guard let entry = store.liveEntry(key) else { return .success(nil) }
         guard case .string(let bytes) = entry.value else { return .failure(CommandError(KVError.wrongType.message)) }
         return .success(bytes)
     }
 
-    static func read(_ body: @escaping @Sendable (Store) throws -> RESPValue) -> CommandPlan {
+    static func read(_ body: @escaping @Sendable (KeyspaceReader) throws -> RESPValue) -> CommandPlan {
         .read { store in
             do { return try body(store) } catch let error as CommandError { return .error(error.message) } catch { return .error("ERR \(error)") }
         }
@@ -54,13 +54,13 @@ enum DataCommands {
         do { return try store.resolveExpiry(expiry, command: command) } catch { throw CommandError(error.message) }
     }
 
-    static func list(_ store: Store, _ key: Bytes) throws(CommandError) -> PersistentList? {
+    static func list(_ store: KeyspaceReader, _ key: Bytes) throws(CommandError) -> PersistentList? {
         guard let entry = store.liveEntry(key) else { return nil }
         guard case .list(let list) = entry.value else { throw CommandError(KVError.wrongType.message) }
         return list
     }
 
-    static func hash(_ store: Store, _ key: Bytes) throws(CommandError) -> TreeDictionary<Bytes, Bytes>? {
+    static func hash(_ store: KeyspaceReader, _ key: Bytes) throws(CommandError) -> TreeDictionary<Bytes, Bytes>? {
         guard let entry = store.liveEntry(key) else { return nil }
         guard case .hash(let hash) = entry.value else { throw CommandError(KVError.wrongType.message) }
         return hash
@@ -367,7 +367,7 @@ enum DataCommands {
         add("hincrby", 4, write: true) { args, _ in .write(.hashIncrementBy(args[1], field: args[2], try args.integer(3)), answer: CommandPlan.plain) }
 
         add("dbsize", 1, write: false, keys: (0, 0, 0)) { _, _ in .read { store in .integer(Int64(store.dbsize())) } }
-        for name in ["flushall", "flushdb"] {
+        for name in ["flushdb"] {
             add(name, -1, write: true, keys: (0, 0, 0)) { args, _ in
                 guard args.count <= 2, args.count == 1 || ["ASYNC", "SYNC"].contains(args.upper(1)) else { throw CommandError(RedisErrors.syntax) }
                 return .write(.flushAll, answer: CommandPlan.plain)
