@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         // Default traits pull a runtime interposer that is not available here.
         .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -41,6 +43,7 @@ let package = Package(
             dependencies: [
                 "CLZ4",
                 "CCRC32C",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -49,6 +52,8 @@ let package = Package(
             name: "Cairn",
             dependencies: [
                 "CairnStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -65,6 +70,8 @@ let package = Package(
             dependencies: [
                 "Cairn",
                 "CairnStorage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -87,6 +94,7 @@ let package = Package(
                 "Cairn",
                 "CairnServer",
                 "CairnBench",
+                .product(name: "Logging", package: "swift-log"),
                 "CairnTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -98,11 +106,13 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnServerTests",
-            dependencies: ["CairnServer", "Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CairnServer", "Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .executableTarget(
             name: "LogBenchmarks",

@@ -46,17 +46,32 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
+        let (protected, password) = server.lock.withLock { (server.options.protectedMode, server.options.password) }
+        if protected && password == nil, let remote = context.remoteAddress, !Self.isLoopback(remote) {
+            refuse(context, "DENIED Cairn is running in protected mode because no password is set and it listens beyond loopback: only clients on the loopback interface are served. Set --requirepass, or pass --no-protected-mode to serve other hosts unauthenticated.")
+            return
+        }
         let address = context.remoteAddress?.description ?? "?"
         guard let id = server.register(address: address) else {
-            var bytes: [UInt8] = []
-            RESPValue.error("ERR max number of clients reached").encode(into: &bytes, protocolVersion: 2)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in channel.close(promise: nil) }
-            closing = true
+            refuse(context, "ERR max number of clients reached")
             return
         }
         session.id = id
         (session.authenticated, limits) = server.lock.withLock { (server.options.password == nil, server.options.limits) }
+    }
+
+    /// Answers one error and closes the connection.
+    private func refuse(_ context: ChannelHandlerContext, _ message: String) {
+        var bytes: [UInt8] = []
+        RESPValue.error(message).encode(into: &bytes, protocolVersion: 2)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in channel.close(promise: nil) }
+        closing = true
+    }
+
+    static func isLoopback(_ address: SocketAddress) -> Bool {
+        guard let ip = address.ipAddress else { return true }  // a Unix socket is local
+        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -161,8 +176,10 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         busy = true
         let loop = context.eventLoop
+        let started = monotonicNanoseconds()
         store.whenCommitted(decided) { [self] error in
             loop.execute { [self] in
+                server.commitWait.recordNanoseconds(monotonicNanoseconds() - started)
                 busy = false
                 held = nil
                 if let error { failed(error); return }
@@ -219,6 +236,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private func run(_ arguments: [Bytes]) {
         let name = arguments[0].string.lowercased()
         server.totalCommands.add(1, ordering: .relaxed)
+        server.commandCounter.increment()
         session.lastCommand = name
         if !session.authenticated && !["auth", "hello", "quit"].contains(name) {
             append(.error("NOAUTH Authentication required."))

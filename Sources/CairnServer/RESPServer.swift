@@ -32,8 +32,9 @@ public final class RESPServer: @unchecked Sendable {
 
     public static func start(store: Store, options: RESPServerOptions, threads: Int = System.coreCount) throws -> RESPServer {
         let loopback = ["127.0.0.1", "::1", "localhost"].contains(options.host)
-        if !loopback && options.protectedMode && options.password == nil {
-            throw ServerStartError(description: "refusing to listen on \(options.host) without a password: set --requirepass, or pass --no-protected-mode to accept clients from other hosts unauthenticated")
+        if !loopback && options.password == nil {
+            // Redis's protected mode: a warning, and clients from beyond loopback are refused.
+            options.logger.warning("listening on \(options.host) without a password: \(options.protectedMode ? "protected mode serves loopback clients only (set --requirepass)" : "any host can connect unauthenticated (--no-protected-mode)")")
         }
         let state = ServerState(store: store, options: options)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
@@ -49,7 +50,9 @@ public final class RESPServer: @unchecked Sendable {
             }
         do {
             let channel = try bootstrap.bind(host: options.host, port: options.port).wait()
-            return RESPServer(group: group, channel: channel, state: state)
+            let server = RESPServer(group: group, channel: channel, state: state)
+            options.logger.info("RESP on \(options.host):\(server.port), \(threads) event-loop thread(s)")
+            return server
         } catch {
             try? group.syncShutdownGracefully()
             throw ServerStartError(description: "cannot listen on \(options.host):\(options.port): \(error)")
@@ -68,6 +71,7 @@ public final class RESPServer: @unchecked Sendable {
 
     /// Stops accepting, lets connections finish what they were answering, and closes them.
     public func stop() throws {
+        state.options.logger.info("RESP listener stopping: \(clientCount) client(s) connected")
         try? channel.close().wait()
         try group.syncShutdownGracefully()
     }

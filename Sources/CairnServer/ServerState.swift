@@ -1,6 +1,8 @@
 import Cairn
 import CairnStorage
+import CoreMetrics
 import Foundation
+import Logging
 import Synchronization
 
 /// Settings of `cairn serve`'s RESP listener.
@@ -11,8 +13,13 @@ public struct RESPServerOptions: Sendable {
     public var password: String?
     public var maxClients = 10_000
     public var limits = RESPLimits()
-    /// Redis's protected mode: refuse to listen beyond loopback without a password.
+    /// Redis's protected mode: without a password, clients from beyond loopback are refused.
     public var protectedMode = true
+    /// Start and stop lines, and warnings; nothing per request. Silent by default.
+    public var logger = Logger(label: "cairn.resp", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// Where `cairn_resp_commands` (a counter) and `cairn_resp_commit_wait` (a timer per write
+    /// batch that waited for its group commit) go; the process's metrics system when nil.
+    public var metrics: (any MetricsFactory)?
 
     public init() {}
 }
@@ -39,9 +46,15 @@ final class ServerState: @unchecked Sendable {
     /// SHUTDOWN: what the embedding program does to stop (set by `RESPServer.onShutdown`).
     var shutdownHandler: (@Sendable () -> Void)?
 
+    let commandCounter: Counter
+    let commitWait: CoreMetrics.Timer
+
     init(store: Store, options: RESPServerOptions) {
         self.store = store
         self.options = options
+        let factory = options.metrics ?? MetricsSystem.factory
+        commandCounter = Counter(label: "cairn_resp_commands", factory: factory)
+        commitWait = CoreMetrics.Timer(label: "cairn_resp_commit_wait", factory: factory)
         lastSave = Int64(Date().timeIntervalSince1970)
     }
 

@@ -4,6 +4,7 @@ import CairnServer
 import CairnStorage
 import Dispatch
 import Foundation
+import Logging
 import SystemPackage
 
 /// `cairn serve --dir DIR`: the store behind a RESP listener.
@@ -61,17 +62,20 @@ struct ServeCommand: ParsableCommand {
         let protectedMode = noProtectedMode ? false : try setting(nil as Bool?, "protected-mode", { ["yes": true, "no": false][$0.lowercased()] }, true)
         let snapshotEveryTxns = try setting(snapshotEveryTxns, "snapshot-every-txns", { UInt64($0) }, 1_000_000)
         let snapshotEveryMib = try setting(snapshotEveryMib, "snapshot-every-mib", { Int($0) }, 256)
+        // One line per start, stop, recovery and snapshot, on standard error.
+        var logger = Logger(label: "cairn", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = .info
         let store: Store
         do {
-            store = try Store.open(directory: FilePath(dir), options: StoreOptions(
-                fsyncPolicy: policy, snapshotEveryTxns: snapshotEveryTxns, snapshotEveryBytes: snapshotEveryMib << 20))
+            var storeOptions = StoreOptions(fsyncPolicy: policy, snapshotEveryTxns: snapshotEveryTxns, snapshotEveryBytes: snapshotEveryMib << 20)
+            storeOptions.logger = logger
+            store = try Store.open(directory: FilePath(dir), options: storeOptions)
         } catch {
             print("error: cannot open \(dir): \(error)")
             throw ExitCode(2)
         }
-        for note in store.recoveryNotes { print("note: \(note)") }
-        if let tail = store.log.recovery.problem { print("note: recovery: \(tail)") }
         var options = RESPServerOptions()
+        options.logger = logger
         options.host = bind
         options.port = respPort
         options.password = requirepass
@@ -100,13 +104,13 @@ struct ServeCommand: ParsableCommand {
         }
         server.onShutdown = { done.signal() }
         done.wait()
-        print("cairn: shutting down")
+        logger.info("shutting down")
         try? server.stop()
         do { try store.close() } catch {
             print("error: closing the store: \(error)")
             throw ExitCode(1)
         }
-        print("cairn: stopped")
+        logger.info("stopped: everything written is durable")
         _ = sources
     }
 }

@@ -1,8 +1,10 @@
 import Cairn
-import CairnServer
+@testable import CairnServer
 import CairnStorage
 import CairnTesting
 import Foundation
+import MetricsTestKit
+import NIOCore
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -205,5 +207,25 @@ import Glibc
         }
         let result = try runTool("/usr/bin/env", ["python3", "-c", script])
         #expect(result?.output.contains("redis-py ok") == true, "\(result?.output ?? "")")
+    }
+
+    @Test func metricsCountCommandsAndTimeSyncsAndCommitWaits() throws {
+        let metrics = TestMetrics()
+        let server = try TestServer(policy: .always, metrics: metrics)
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        for i in 0..<20 { client.command("SET", "k\(i)", "v"); _ = client.reply() }
+        client.command("GET", "k1"); _ = client.reply()
+        #expect(try metrics.expectCounter("cairn_resp_commands").totalValue == 21)
+        #expect(try metrics.expectTimer("cairn_log_fsync").values.count >= 1)
+        #expect(try metrics.expectRecorder("cairn_log_batch_records").values.reduce(0, +) >= 20)
+        #expect(try metrics.expectTimer("cairn_resp_commit_wait").values.count >= 1)
+    }
+
+    @Test func protectedModeTellsLoopbackFromOtherHosts() throws {
+        #expect(RESPConnection.isLoopback(try SocketAddress(ipAddress: "127.0.0.1", port: 1)))
+        #expect(RESPConnection.isLoopback(try SocketAddress(ipAddress: "::1", port: 1)))
+        #expect(!RESPConnection.isLoopback(try SocketAddress(ipAddress: "10.1.2.3", port: 1)))
+        #expect(!RESPConnection.isLoopback(try SocketAddress(ipAddress: "2001:db8::1", port: 1)))
     }
 }

@@ -2,6 +2,7 @@ import Cairn
 import CairnServer
 import CairnStorage
 import CairnTesting
+import CoreMetrics
 import Foundation
 import SystemPackage
 #if canImport(Glibc)
@@ -15,9 +16,12 @@ final class TestServer {
     let disk = SimulatedFileSystem()
     var port: Int { server.port }
 
-    init(policy: FsyncPolicy = .everysec, password: String? = nil, limits: RESPLimits = RESPLimits(), maxClients: Int = 100) throws {
-        store = try Store.open(directory: "/store", options: StoreOptions(fsyncPolicy: policy, fileSystem: disk))
+    init(policy: FsyncPolicy = .everysec, password: String? = nil, limits: RESPLimits = RESPLimits(), maxClients: Int = 100, metrics: (any MetricsFactory)? = nil) throws {
+        var storeOptions = StoreOptions(fsyncPolicy: policy, fileSystem: disk)
+        storeOptions.metrics = metrics
+        store = try Store.open(directory: "/store", options: storeOptions)
         var options = RESPServerOptions()
+        options.metrics = metrics
         options.port = 0
         options.password = password
         options.limits = limits

@@ -24,13 +24,18 @@ import Glibc
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        // The first line names the port: "cairn: ready, RESP on 127.0.0.1:PORT, ..."
+        // The ready line names the port: "cairn: ready, RESP on 127.0.0.1:PORT, ..." (log lines
+        // on standard error may come first).
         var line = Data()
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             let byte = pipe.fileHandleForReading.readData(ofLength: 1)
             if byte.isEmpty { break }
-            if byte.first == UInt8(ascii: "\n") { break }
+            if byte.first == UInt8(ascii: "\n") {
+                if String(decoding: line, as: UTF8.self).contains("ready") { break }
+                line = Data()
+                continue
+            }
             line.append(byte)
         }
         let text = String(decoding: line, as: UTF8.self)

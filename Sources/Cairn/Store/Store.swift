@@ -1,4 +1,6 @@
 import CairnStorage
+import CoreMetrics
+import Logging
 import DequeModule
 import Synchronization
 import SystemPackage
@@ -24,6 +26,11 @@ public struct StoreOptions: Sendable {
     public var snapshotsRetained: Int
     /// LZ4 level: 1 is fast (the default), 3–12 use LZ4 HC (smaller, slower to write).
     public var snapshotCompressionLevel: Int32
+    /// One line per open (what recovery did) and per snapshot; nothing per request. Silent by
+    /// default (a library does not print): `cairn serve` passes its own.
+    public var logger = Logger(label: "cairn.store", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// Where the log reports fsync times and batch sizes; the process's metrics system when nil.
+    public var metrics: (any MetricsFactory)?
 
     public init(
         fsyncPolicy: FsyncPolicy = .everysec, segmentSize: Int = 64 << 20,
@@ -159,7 +166,7 @@ public final class Store: @unchecked Sendable {
         var state = recovered.state ?? StoreState()
         let base = recovered.index
         var scratch = StoreState.Changes()
-        let logOptions = LogOptions(fsyncPolicy: options.fsyncPolicy, segmentSize: options.segmentSize, firstIndex: base + 1)
+        let logOptions = LogOptions(fsyncPolicy: options.fsyncPolicy, segmentSize: options.segmentSize, firstIndex: base + 1, metrics: options.metrics)
         let log: Log
         do {
             log = try Log.open(directory: directory, options: logOptions, fileSystem: options.fileSystem) { record in
@@ -186,6 +193,11 @@ public final class Store: @unchecked Sendable {
             throw error
         }
         recovered.state = nil  // the state lives on in the store
+        var message: Logger.Message = "opened \(directory.string): \(state.keyCount) keys, \(state.tree.count) znodes, index \(log.lastIndex)"
+        if base > 0 { message = "\(message) (snapshot \(base) + \(log.lastIndex - base) txns of log)" }
+        options.logger.info(message)
+        if let problem = log.recovery.problem { options.logger.warning("recovery: \(problem)") }
+        for note in recovered.notes { options.logger.warning("recovery: \(note)") }
         let store = Store(directory: directory, log: log, state: state, options: options, recovered: recovered)
         if options.activeExpiry { store.startExpirer() }
         return store

@@ -1,4 +1,5 @@
 import CairnStorage
+import Foundation
 import Synchronization
 import SystemPackage
 
@@ -45,9 +46,11 @@ extension Store {
         do {
             let stats = try snapshotLocked(progress: progress)
             snapshotState.lastError = nil
+            options.logger.info("snapshot \(stats.file): \(stats.header.keys) keys, \(stats.header.nodes) znodes, \(stats.fileBytes) bytes (ratio \(String(format: "%.2f", stats.compressionRatio))), \(String(format: "%.2f", stats.seconds)) s")
             return stats
         } catch {
             snapshotState.lastError = error
+            options.logger.error("snapshot failed: \(error)")
             throw error
         }
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import SystemPackage
 import Synchronization
 #if canImport(Glibc)
@@ -29,6 +30,8 @@ public final class Log: @unchecked Sendable {
 
     private let fileSystem: any FileSystem
     private let directoryLock: any FileLock
+    private let fsyncTimer: CoreMetrics.Timer
+    private let batchRecorder: Recorder
     private let state = Lock()
     /// Threads blocked until the durable index moves, a sync ends, or the flusher stops.
     private let progress: Condition
@@ -146,6 +149,9 @@ public final class Log: @unchecked Sendable {
         self.options = options
         self.fileSystem = fileSystem
         self.directoryLock = lock
+        let factory = options.metrics ?? MetricsSystem.factory
+        fsyncTimer = CoreMetrics.Timer(label: "cairn_log_fsync", factory: factory)
+        batchRecorder = Recorder(label: "cairn_log_batch_records", factory: factory)
         self.recovery = scan
         self.progress = Condition(state)
         self.flusherWork = Condition(state)
@@ -450,7 +456,11 @@ public final class Log: @unchecked Sendable {
             fail(.writerFailed(syncError))
             return
         }
-        if target > durableIndex { counters.recordBatch(records: target - durableIndex, nanoseconds: elapsed) }
+        if target > durableIndex {
+            counters.recordBatch(records: target - durableIndex, nanoseconds: elapsed)
+            fsyncTimer.recordNanoseconds(elapsed)
+            batchRecorder.record(target - durableIndex)
+        }
         lastSyncNanoseconds = elapsed
         let ready = markDurable(target)
         gatherTarget = max(ready.count, gatherTarget - max(1, gatherTarget / 8), 1)

@@ -1,3 +1,5 @@
+import CoreMetrics
+
 /// When an append counts as committed: Redis's `appendfsync` settings.
 public enum FsyncPolicy: String, Sendable, CaseIterable, Codable {
     /// An append is committed once an `fdatasync` covers it. Concurrent appends share syncs
@@ -20,11 +22,15 @@ public struct LogOptions: Sendable {
     public var firstIndex: UInt64
     /// Interval of the background flush under ``FsyncPolicy/everysec``.
     public var everysecInterval: Duration
+    /// Where the log reports `cairn_log_fsync` (a timer per commit sync) and
+    /// `cairn_log_batch_records` (records per sync); the process's metrics system by default.
+    public var metrics: (any MetricsFactory)?
 
     public init(
         fsyncPolicy: FsyncPolicy = .everysec, segmentSize: Int = 64 << 20, firstIndex: UInt64 = 1,
-        everysecInterval: Duration = .seconds(1)
+        everysecInterval: Duration = .seconds(1), metrics: (any MetricsFactory)? = nil
     ) {
+        self.metrics = metrics
         precondition(segmentSize >= 4096, "segmentSize must be at least 4096 bytes")
         precondition(firstIndex >= 1, "log indexes start at 1")
         self.fsyncPolicy = fsyncPolicy
