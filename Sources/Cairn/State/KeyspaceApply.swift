@@ -53,6 +53,18 @@ extension Keyspace {
         return (hash, entry)
     }
 
+    /// The key's list and deadline, taken out of the trie so that the list is referenced once
+    /// and a push changes it in place (left in, it would be copied on every push). Nil when the
+    /// key is absent; WRONGTYPE (and the entry left where it was) for another type.
+    private mutating func takeList(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> (list: PersistentList, expiresAt: Int64, version: UInt64)? {
+        guard let entry = lookup(key, context, &changes) else { return nil }
+        guard case .list = entry.value else { throw .wrongType }
+        let (expiresAt, version) = (entry.expiresAt, entry.version)
+        _ = consume entry
+        guard case .list(let list)? = entries.removeValue(forKey: key)?.value else { return nil }
+        return (list, expiresAt, version)
+    }
+
     private func deadline(_ expiry: ExpiryChange, current: Entry?) -> Int64 {
         switch expiry {
         case .clear: return 0
@@ -197,29 +209,25 @@ extension Keyspace {
             return .ok
 
         case .push(let key, let values, let left, let onlyIfExists):
-            let current = lookup(key, context, &changes)
-            var list: PersistentList
-            if let current {
-                guard case .list(let existing) = current.value else { throw .wrongType }
-                list = existing
-            } else {
-                if onlyIfExists { return .integer(0) }
-                list = PersistentList()
-            }
+            var (list, expiresAt, _) = try takeList(key, context, &changes) ?? (PersistentList(), 0, 0)
+            if list.isEmpty && onlyIfExists { return .integer(0) }
             if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
-            put(key, .list(list), expiresAt: current?.expiresAt ?? 0, context, &changes)
+            put(key, .list(list), expiresAt: expiresAt, context, &changes)
             return .integer(Int64(list.count))
 
         case .pop(let key, let count, let left):
             if let count, count < 0 { throw .mustBePositive }
-            guard let current = lookup(key, context, &changes) else { return count == nil ? .null : .nullArray }
-            guard case .list(var list) = current.value else { throw .wrongType }
+            guard var (list, expiresAt, version) = try takeList(key, context, &changes) else { return count == nil ? .null : .nullArray }
             let take = Int(min(count ?? 1, Int64(list.count)))
             var popped: [Reply] = []
             popped.reserveCapacity(take)
             for _ in 0..<take { popped.append(.bulk(left ? list.removeFirst() : list.removeLast())) }
-            if list.isEmpty { remove(key, &changes) } else if take > 0 {
-                put(key, .list(list), expiresAt: current.expiresAt, context, &changes)
+            if list.isEmpty {
+                changes.append(.remove(key))  // taken out already: only the change is left to record
+            } else if take > 0 {
+                put(key, .list(list), expiresAt: expiresAt, context, &changes)
+            } else {
+                entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: version)  // unchanged: back as it was
             }
             if count == nil { return popped.first ?? .null }
             return .array(popped)
