@@ -1,5 +1,7 @@
 /// Redis's glob patterns (`KEYS`, `SCAN MATCH`): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`.
 public enum Glob {
+    /// True when `string` matches the glob `pattern` (Redis's `stringmatchlen`: `*`, `?`,
+    /// `[...]` with ranges and `^`, `\\` escapes), byte for byte.
     public static func matches(_ pattern: ArraySlice<UInt8>, _ string: ArraySlice<UInt8>) -> Bool {
         var p = pattern.startIndex
         var s = string.startIndex
@@ -53,6 +55,7 @@ public enum Glob {
         return s == string.endIndex
     }
 
+    /// ``matches(_:_:)-(ArraySlice<UInt8>,ArraySlice<UInt8>)`` for whole byte strings: `Glob.matches("user:*", key)`.
     public static func matches(_ pattern: Bytes, _ string: Bytes) -> Bool {
         matches(pattern.storage[...], string.storage[...])
     }

@@ -1,6 +1,7 @@
 /// Redis's number rules for string values: `string2ll` for integers (no sign but '-', no
 /// leading zeros, no spaces, fits in 64 bits) and `strtold`-like parsing for floats.
 public enum RedisNumbers {
+    /// The integer `bytes` spell in Redis's strict form, or nil (`"+1"`, `"01"`, `" 1"` are not integers).
     public static func parseInteger(_ bytes: Bytes) -> Int64? {
         let s = bytes.storage
         guard !s.isEmpty, s.count <= 20 else { return nil }
@@ -26,6 +27,7 @@ public enum RedisNumbers {
         return magnitude > UInt64(Int64.max) ? nil : Int64(magnitude)
     }
 
+    /// The float `bytes` spell (`INCRBYFLOAT`'s rules), or nil.
     public static func parseFloat(_ bytes: Bytes) -> Double? {
         let text = bytes.string
         guard !text.isEmpty, text.count == bytes.count,
@@ -36,6 +38,7 @@ public enum RedisNumbers {
         return value
     }
 
+    /// Decimal digits, as Redis stores a counter.
     public static func format(_ value: Int64) -> Bytes { Bytes(String(value)) }
 
     /// As `INCRBYFLOAT` stores it: plain decimal, no exponent, no trailing zeros.

@@ -15,6 +15,7 @@ import SystemPackage
 /// The log needed is everything after the newest snapshot's index; segments wholly at or below
 /// it may be deleted (compaction), so an older snapshot is only usable while its log is still there.
 public struct Manifest: Sendable, Equatable {
+    /// The manifest's name in a data directory.
     public static let fileName = "MANIFEST"
     static let magic: [UInt8] = Array("CAIRNMAN".utf8)
     static let version: UInt8 = 1
@@ -22,11 +23,13 @@ public struct Manifest: Sendable, Equatable {
     /// Indexes of the live snapshots, newest first.
     public var snapshots: [UInt64]
 
+    /// A manifest naming `snapshots` (indexes, newest first).
     public init(snapshots: [UInt64]) {
         precondition(zip(snapshots, snapshots.dropFirst()).allSatisfy { $0 > $1 }, "snapshots are listed newest first")
         self.snapshots = snapshots
     }
 
+    /// The file's bytes (the table above).
     public func encoded() -> [UInt8] {
         var out = Self.magic
         out.append(Self.version)
@@ -37,6 +40,7 @@ public struct Manifest: Sendable, Equatable {
         return out
     }
 
+    /// Parses and verifies a manifest's bytes; the error says what is wrong.
     public static func decode(_ bytes: [UInt8]) throws(SnapshotError) -> Manifest {
         func bad(_ reason: String) -> SnapshotError { .manifest(file: fileName, reason: reason) }
         guard bytes.count >= magic.count + 1 + 1 + 4, Array(bytes[0..<magic.count]) == magic else { throw bad("not a Cairn manifest (bad magic or too short: \(bytes.count) bytes)") }

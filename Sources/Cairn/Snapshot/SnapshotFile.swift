@@ -5,15 +5,19 @@ import SystemPackage
 public enum SnapshotFile {
     /// What writing or reading one snapshot measured.
     public struct Stats: Sendable {
+        /// The snapshot's header (index and counts).
         public var header: SnapshotFormat.Header
+        /// The file's name in the data directory.
         public var file: String
         /// Serialised (uncompressed) bytes.
         public var contentBytes: Int
         /// Bytes on disk.
         public var fileBytes: Int
+        /// Wall time of the whole write or read.
         public var seconds: Double
         /// Of `seconds`, the time spent in `fdatasync` (writing: making the file durable).
         public var syncSeconds: Double = 0
+        /// Serialised bytes per byte on disk.
         public var compressionRatio: Double { Double(contentBytes) / Double(max(fileBytes, 1)) }
     }
 

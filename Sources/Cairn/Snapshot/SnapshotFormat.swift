@@ -27,7 +27,9 @@ import HashTreeCollections
 /// Decoding checks the magic, version, every length, the counts against the header, that every
 /// znode's parent exists and every ephemeral's session is open, and the checksum.
 public enum SnapshotFormat {
+    /// The first 8 bytes of every snapshot's content.
     public static let magic: [UInt8] = Array("CAIRNSNP".utf8)
+    /// The content format this build writes and reads.
     public static let version: UInt8 = 1
 
     /// What the header says about a snapshot.
@@ -38,8 +40,11 @@ public enum SnapshotFormat {
         public var term: UInt64
         /// When it was taken (ms since the Unix epoch), for people; recovery does not use it.
         public var time: Int64
+        /// Keys in every database.
         public var keys: Int
+        /// Znodes, the root included.
         public var nodes: Int
+        /// Open sessions.
         public var sessions: Int
 
         public init(index: UInt64, term: UInt64 = 0, time: Int64, keys: Int, nodes: Int, sessions: Int) {
@@ -52,6 +57,7 @@ public enum SnapshotFormat {
         }
     }
 
+    /// Why content is not a valid snapshot; offsets are into the decompressed content.
     public enum DecodeError: Error, Sendable, Equatable, CustomStringConvertible {
         case notASnapshot
         case unsupportedVersion(UInt8)
