@@ -30,6 +30,10 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn), .product(name: "CairnServer", package: cairn)]
         ),
         .executableTarget(
+            name: "FuzzJuteDecoder",
+            dependencies: ["FuzzDriver", .product(name: "CairnServer", package: cairn)]
+        ),
+        .executableTarget(
             name: "FuzzSnapshotDecoder",
             dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn), .product(name: "CairnStorage", package: cairn)]
         ),
