@@ -76,6 +76,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         blockTimeout?.cancel()
+        if blockedPop != nil { endBlock() }  // keeps the server's count of blocked clients right
         if session.id != 0 { server.unregister(session.id) }
         self.context = nil
     }
@@ -344,7 +345,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             append(.error("EXECABORT Transaction discarded because of previous errors."))
             return
         }
-        enum Step: @unchecked Sendable { case write(Int, @Sendable (Reply) -> RESPValue), read(@Sendable (KeyspaceReader) -> RESPValue), value(RESPValue), pushed(Bytes) }
+        enum Step: @unchecked Sendable { case write(Int, @Sendable (Reply) -> RESPValue), read(@Sendable (KeyspaceReader) -> RESPValue), value(RESPValue) }
         var steps: [Step] = []
         var operations: [Cairn.Operation] = []
         for arguments in queued {
@@ -389,7 +390,6 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
                 case .write(let index, let answer): return answer(replies[index])
                 case .read(let body): return body(reader)
                 case .value(let value): return value
-                case .pushed: return .null
                 }
             })
         }
