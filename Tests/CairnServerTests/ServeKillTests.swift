@@ -118,4 +118,31 @@ import Glibc
         let unknown = try runCairn(["serve", "--config", config, "--dir", directory.path.string])
         #expect(unknown.status == 2 && unknown.output.contains("cairn.conf:1: unknown setting 'colour'"), "\(unknown.output)")
     }
+
+    @Test func shutdownStopsCleanlyAndBgsaveWritesASnapshot() throws {
+        let directory = TemporaryDirectory("serve-shutdown")
+        defer { directory.cleanup() }
+        let (process, port) = try startServe(directory.path)
+        let client = try RawClient(port: port)
+        client.command("SET", "k", "v"); #expect(client.reply() == "+OK\r\n")
+        client.command("LASTSAVE"); let before = client.reply()
+        client.command("BGSAVE"); #expect(client.reply() == "+Background saving started\r\n")
+        // Bounded: up to 5 s for the background snapshot to land.
+        let started = Date()
+        var snapshots: [String] = []
+        while snapshots.isEmpty && Date().timeIntervalSince(started) < 5 {
+            snapshots = ((try? PosixFileSystem().listDirectory(directory.path)) ?? []).filter { $0.hasPrefix("snapshot-") && $0.hasSuffix(".lz4") }
+            usleep(20_000)
+        }
+        #expect(snapshots.count == 1, "BGSAVE wrote a snapshot")
+        client.command("INFO", "persistence")
+        #expect(client.reply().contains("aof_enabled:1"))
+        client.command("LASTSAVE"); #expect(client.reply().hasPrefix(":") && !before.isEmpty)
+        client.command("SHUTDOWN")
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        let store = try Store.open(directory: directory.path, options: StoreOptions(activeExpiry: false))
+        #expect(try store.get("k") == "v")
+        try store.close()
+    }
 }
