@@ -215,16 +215,22 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             let (reply, decided) = try store.decide(operation)
             if case .push(let key, _, _, _) = operation { pushed.append(key) }
             if case .inDatabase(_, .push(let key, _, _, _)) = operation { pushed.append(key) }
-            if decided.isCommitted {
-                try? store.commitNow(decided)
-                if held == nil { commitDone() }
-            } else if held == nil || decided.index > held!.index {
-                held = decided
-            }
+            hold(decided)
             return reply
         } catch {
             append(.error("ERR \(error)"))
             return nil
+        }
+    }
+
+    /// A decided txn's reply waits for it: at once visible when already committed, else held
+    /// (the latest held index covers every earlier one).
+    private func hold(_ decided: Decided) {
+        if decided.isCommitted {
+            try? store.commitNow(decided)
+            if held == nil { commitDone() }
+        } else if held == nil || decided.index > held!.index {
+            held = decided
         }
     }
 
@@ -303,12 +309,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     func decideBatch(_ operations: [Cairn.Operation]) -> [Reply]? {
         do {
             let (replies, decided) = try store.decide(operations, guards: [])
-            if decided.isCommitted {
-                try? store.commitNow(decided)
-                if held == nil { commitDone() }
-            } else if held == nil || decided.index > held!.index {
-                held = decided
-            }
+            hold(decided)
             return replies
         } catch {
             append(.error("ERR \(error)"))

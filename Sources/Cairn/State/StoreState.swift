@@ -1,3 +1,4 @@
+import CairnStorage
 import HashTreeCollections
 
 /// Everything the log's txns build: the key-value space and the znode tree, on one index
@@ -62,6 +63,17 @@ public struct StoreState: Sendable, Equatable {
         return operation.isTreeOperation
             ? tree.apply(operation, index: index, time: time, changes: &changes.tree)
             : keyspace.apply(operation, time: time, index: index, changes: &changes.keyspace)
+    }
+
+    /// Replays one log record (recovery and read-only inspection share this): decodes its txn
+    /// and applies it; `scratch` is reused between records.
+    mutating func replay(_ record: LogFormat.Record, scratch: inout Changes) throws(StoreError) {
+        let txn: Txn
+        do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {
+            throw StoreError.undecodableTxn(index: record.index, error)
+        }
+        _ = apply(txn, index: record.index, changes: &scratch)
+        scratch.removeAll()
     }
 
     mutating func apply(_ changes: Changes) {

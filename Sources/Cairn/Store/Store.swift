@@ -171,12 +171,7 @@ public final class Store: @unchecked Sendable {
         do {
             log = try Log.open(directory: directory, options: logOptions, fileSystem: options.fileSystem) { record in
                 if record.index <= base { return }  // in the snapshot already
-                let txn: Txn
-                do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {
-                    throw StoreError.undecodableTxn(index: record.index, error)
-                }
-                _ = state.apply(txn, index: record.index, changes: &scratch)
-                scratch.removeAll()
+                try state.replay(record, scratch: &scratch)
             }
         } catch let error as StoreError {
             throw error

@@ -201,12 +201,7 @@ extension Store {
         do {
             let scan = try LogDirectoryScan.run(directory: directory, fileSystem: fileSystem) { record in
                 if record.index <= base { return }
-                let txn: Txn
-                do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {
-                    throw StoreError.undecodableTxn(index: record.index, error)
-                }
-                _ = state.apply(txn, index: record.index, changes: &scratch)
-                scratch.removeAll()
+                try state.replay(record, scratch: &scratch)
                 last = record.index
             }
             if case .corruption(let error) = scan.problem { throw StoreError.log(error) }
