@@ -17,12 +17,18 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "The data directory (created if absent; recovered on start); or `dir` in --config.")
     var dir: String?
-    @Option(help: "A redis.conf-style file: one `name value` per line (dir, bind, port, appendfsync, requirepass, maxclients, protected-mode, snapshot-every-txns, snapshot-every-mib); flags given on the command line win.")
+    @Option(help: "A redis.conf-style file: one `name value` per line (dir, bind, port, zk-port, zk-min-session-timeout, zk-max-session-timeout, appendfsync, requirepass, maxclients, protected-mode, snapshot-every-txns, snapshot-every-mib); flags given on the command line win.")
     var config: String?
     @Option(help: "Address to listen on (default 127.0.0.1).")
     var bind: String?
     @Option(name: .customLong("resp-port"), help: "RESP port (default 6379; 0: any free port).")
     var respPort: Int?
+    @Option(name: .customLong("zk-port"), help: "ZooKeeper client port (default 2181; 0: any free port; -1: no ZooKeeper listener).")
+    var zkPort: Int?
+    @Option(name: .customLong("zk-min-session-timeout"), help: "Shortest ZooKeeper session timeout a client may negotiate, ms (default 4000).")
+    var zkMinSessionTimeout: Int32?
+    @Option(name: .customLong("zk-max-session-timeout"), help: "Longest ZooKeeper session timeout a client may negotiate, ms (default 40000).")
+    var zkMaxSessionTimeout: Int32?
     @Option(help: "fsync policy: always, everysec (default) or no; CONFIG SET appendfsync changes it.")
     var appendfsync: String?
     @Option(help: "Require AUTH with this password.")
@@ -57,6 +63,9 @@ struct ServeCommand: ParsableCommand {
         guard let dir = dir ?? file["dir"] else { throw ValidationError("give the data directory: --dir DIR (or `dir` in --config)") }
         let bind = try setting(bind, "bind", { $0.split(separator: " ").first.map(String.init) }, "127.0.0.1")
         let respPort = try setting(respPort, "port", { Int($0) }, 6379)
+        let zkPort = try setting(zkPort, "zk-port", { Int($0) }, 2181)
+        let zkMinTimeout = try setting(zkMinSessionTimeout, "zk-min-session-timeout", { Int32($0) }, 4000)
+        let zkMaxTimeout = try setting(zkMaxSessionTimeout, "zk-max-session-timeout", { Int32($0) }, 40_000)
         let requirepass = requirepass ?? file["requirepass"]
         let maxclients = try setting(maxclients, "maxclients", { Int($0) }, 10_000)
         let protectedMode = noProtectedMode ? false : try setting(nil as Bool?, "protected-mode", { ["yes": true, "no": false][$0.lowercased()] }, true)
@@ -89,7 +98,28 @@ struct ServeCommand: ParsableCommand {
             try? store.close()
             throw ExitCode(2)
         }
-        print("cairn: ready, RESP on \(bind):\(server.port), \(store.dbsize()) keys at index \(store.log.lastIndex), appendfsync \(policy.rawValue)")
+        var zkServer: ZKServer?
+        if zkPort >= 0 {
+            var zkOptions = ZKServerOptions()
+            zkOptions.logger = logger
+            zkOptions.host = bind
+            zkOptions.port = zkPort
+            zkOptions.minSessionTimeout = zkMinTimeout
+            zkOptions.maxSessionTimeout = zkMaxTimeout
+            zkOptions.maxClients = maxclients
+            zkOptions.dataDirectory = dir
+            do {
+                zkOptions.sessionSecret = try SessionKeyFile.load(directory: dir)
+                zkServer = try ZKServer.start(store: store, options: zkOptions)
+            } catch {
+                print("error: \(error)")
+                try? server.stop()
+                try? store.close()
+                throw ExitCode(2)
+            }
+        }
+        let zkText = zkServer.map { ", ZooKeeper on \(bind):\($0.port)" } ?? ""
+        print("cairn: ready, RESP on \(bind):\(server.port)\(zkText), \(store.dbsize()) keys at index \(store.log.lastIndex), appendfsync \(policy.rawValue)")
         fflush(nil)
 
         let done = DispatchSemaphore(value: 0)
@@ -106,6 +136,7 @@ struct ServeCommand: ParsableCommand {
         done.wait()
         logger.info("shutting down")
         try? server.stop()
+        try? zkServer?.stop()
         do { try store.close() } catch {
             print("error: closing the store: \(error)")
             throw ExitCode(1)
@@ -118,7 +149,7 @@ struct ServeCommand: ParsableCommand {
 /// `cairn serve --config FILE`: redis.conf's syntax (`name value`, `#` comments, quoted values).
 enum ServeConfigFile {
     static let known: Set<String> = [
-        "dir", "bind", "port", "appendfsync", "requirepass", "maxclients", "protected-mode",
+        "dir", "bind", "port", "zk-port", "zk-min-session-timeout", "zk-max-session-timeout", "appendfsync", "requirepass", "maxclients", "protected-mode",
         "snapshot-every-txns", "snapshot-every-mib",
     ]
 
@@ -141,5 +172,37 @@ enum ServeConfigFile {
             settings[name] = value
         }
         return settings
+    }
+}
+
+/// The key ZooKeeper session passwords are derived from, kept in the data directory
+/// (`zk-session.key`, 32 random bytes, mode 0600) so clients resume their sessions across a
+/// restart.
+enum SessionKeyFile {
+    static let name = "zk-session.key"
+
+    struct KeyError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func load(directory: String) throws -> [UInt8] {
+        let path = directory + "/" + name
+        if let data = FileManager.default.contents(atPath: path) {
+            guard data.count == 32 else { throw KeyError(description: "\(path): expected 32 bytes, found \(data.count); delete it to make a new key (open ZooKeeper sessions then expire)") }
+            return Array(data)
+        }
+        var key = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in key.indices { key[index] = generator.next() }
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(key), attributes: [.posixPermissions: 0o600]) else {
+            throw KeyError(description: "cannot write \(temporary)")
+        }
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 { _ = fsync(fd); close(fd) }
+        guard rename(temporary, path) == 0 else { throw KeyError(description: "cannot rename \(temporary) to \(path): errno \(errno)") }
+        let dirFD = open(directory, O_RDONLY)
+        if dirFD >= 0 { _ = fsync(dirFD); close(dirFD) }
+        return key
     }
 }

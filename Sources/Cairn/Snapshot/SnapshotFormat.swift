@@ -20,6 +20,7 @@ import HashTreeCollections
 /// | 2   | znode   | path, data, kind, ttl, czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, pzxid |
 /// | 3   | session | id, timeout                                                             |
 /// | 4   | key of database 1-15 | database, then the fields of a key record           |
+/// | 5   | znode ACL | path, entry count, then each entry's perms, scheme, id (only for a znode whose ACL is not `world:anyone` with all permissions) |
 ///
 /// What can be derived is not stored: a znode's children (from the paths), `dataLength`,
 /// `numChildren`, and each session's ephemerals (from the owners). Timers are not stored either:
@@ -81,6 +82,7 @@ public enum SnapshotFormat {
     static let nodeTag: UInt8 = 2
     static let sessionTag: UInt8 = 3
     static let databaseKeyTag: UInt8 = 4
+    static let nodeACLTag: UInt8 = 5
     static let endTag: UInt8 = 0
     /// The end tag and the checksum.
     static let footerSize = 5
@@ -184,6 +186,16 @@ public enum SnapshotFormat {
             out.signed(Int64(stat.aversion))
             out.signed(stat.ephemeralOwner)
             out.signed(stat.pzxid)
+            if !node.acl.isEmpty {
+                out.byte(nodeACLTag)
+                out.string(path)
+                out.unsigned(UInt64(node.acl.count))
+                for entry in node.acl {
+                    out.signed(Int64(entry.perms))
+                    out.string(entry.scheme)
+                    out.string(entry.id)
+                }
+            }
             try out.flush(sink)
         }
     }
@@ -234,6 +246,7 @@ public enum SnapshotFormat {
         var keys = 0, nodes = 0, sessions = 0
         var nodeTable = TreeDictionary<String, ZNode>()
         var sessionTable = TreeDictionary<Int64, Session>()
+        var aclTable: [String: (acl: [ACLEntry], offset: Int)] = [:]
         while true {
             let start = reader.offset
             let tag = try wrap { () throws(TxnCodec.DecodeError) -> UInt8 in try reader.byte() }
@@ -292,6 +305,9 @@ public enum SnapshotFormat {
                 guard path == "/" || (try? ZPath.validate(path)) != nil else { throw .malformed("invalid znode path \"\(path)\"", offset: start) }
                 guard nodeTable.updateValue(node, forKey: path) == nil else { throw .malformed("znode \(path) appears twice", offset: start) }
                 nodes += 1
+            case nodeACLTag:
+                let (path, acl) = try wrap { () throws(TxnCodec.DecodeError) -> (String, [ACLEntry]) in (try reader.string(), try reader.acl()) }
+                guard !acl.isEmpty, aclTable.updateValue((acl, start), forKey: path) == nil else { throw .malformed("ACL of znode \(path) is empty or appears twice", offset: start) }
             case sessionTag:
                 let (id, timeout) = try wrap { () throws(TxnCodec.DecodeError) -> (Int64, Int64) in (try reader.signed(), try reader.signed()) }
                 guard sessionTable.updateValue(Session(timeout: timeout), forKey: id) == nil else { throw .malformed("session \(id) appears twice", offset: start) }
@@ -322,6 +338,10 @@ public enum SnapshotFormat {
                 }
                 sessionTable[node.stat.ephemeralOwner]!.ephemerals.insert(path)
             }
+        }
+        for (path, entry) in aclTable {
+            guard nodeTable[path] != nil else { throw .malformed("ACL for znode \(path), which is not in the snapshot", offset: entry.offset) }
+            nodeTable[path]!.acl = entry.acl
         }
         for (path, node) in nodeTable where node.stat.numChildren != Int32(node.children.count) {
             nodeTable[path]!.stat.numChildren = Int32(node.children.count)

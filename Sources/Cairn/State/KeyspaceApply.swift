@@ -309,7 +309,7 @@ extension Keyspace {
 
         case .inDatabase:
             throw .syntax  // StoreState routes these; one here is nested, which is refused
-        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi, .expireNodes, .createSession, .closeSession:
+        case .createNode, .deleteNode, .setNodeData, .checkNode, .setNodeACL, .multi, .expireNodes, .createSession, .closeSession:
             preconditionFailure("tree operations are applied by ZTree")
         }
     }

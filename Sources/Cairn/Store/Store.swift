@@ -215,6 +215,7 @@ public final class Store: @unchecked Sendable {
     /// writer lock.
     func decide<R>(
         _ operations: (_ now: Int64) -> [Operation], guards: [(Bytes, UInt64?)], guardDatabase: Int = 0,
+        refusal: ((StoreState) -> R?)? = nil,
         apply: (inout StoreState, Txn, UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
         writer.lock()
@@ -228,6 +229,8 @@ public final class Store: @unchecked Sendable {
             let entry = headIsCommitted ? committed.keyspace(guardDatabase).live(key, at: now) : head.keyspace(guardDatabase).live(key, at: now)
             if entry?.version != version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
+        // A caller's own precondition (a server's ACL check) against the head state.
+        if let refusal, let refused = refusal(headIsCommitted ? committed : head) { return (refused, lastLogged, false) }
         let txn = Txn(time: now, operations: operations(now))
         let index = lastLogged + 1
         changeBuffer.removeAll()
@@ -380,10 +383,40 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    /// Adds a persistent (or persistent recursive) watch: `addWatch`.
-    public func addWatch(_ path: String, recursive: Bool, _ handler: @escaping WatchHandler) throws -> WatchID {
+    /// Adds a persistent (or persistent recursive) watch: `addWatch`. With `immediate`, the
+    /// handler is called as each change commits, under the store's read lock: it must only hand
+    /// the event on (see ``readTree(handler:_:)``).
+    public func addWatch(_ path: String, recursive: Bool, immediate: Bool = false, _ handler: @escaping WatchHandler) throws -> WatchID {
         try ZPath.validate(path)
-        return readLock.withLock { watches.add(recursive ? .persistentRecursive : .persistent, path: path, handler) }
+        return readLock.withLock { watches.add(recursive ? .persistentRecursive : .persistent, path: path, immediate: immediate, handler) }
+    }
+
+    /// For servers: reads the committed tree and its zxid (the index of the last committed
+    /// txn) and, in the same hold of the lock commits take, sets the watches `body` asks for, so
+    /// no change can fall between the read and the watch. Each watch's handler (from
+    /// `handler`) is called as the change that fires it commits, with that lock held: it must
+    /// only queue the event (for the connection to send before its next reply, as ZooKeeper
+    /// requires), never call the store.
+    ///
+    /// ```swift
+    /// let (stat, zxid, set) = store.readTree(handler: { kind, path in { event in outbox.append(event) } }) { tree, _ in
+    ///     (tree.nodes["/config"]?.stat, [(.data, "/config")])
+    /// }
+    /// ```
+    public func readTree<T>(
+        handler: (WatchKind, String) -> WatchHandler, _ body: (ZTree, Int64) throws -> (T, watches: [(WatchKind, String)])
+    ) rethrows -> (value: T, zxid: Int64, watches: [(kind: WatchKind, path: String, id: WatchID)]) {
+        try readLock.withLock {
+            let zxid = Int64(bitPattern: committedIndex)
+            let (value, wanted) = try body(committed.tree, zxid)
+            let set = wanted.map { (kind: $0.0, path: $0.1, id: watches.add($0.0, path: $0.1, immediate: true, handler($0.0, $0.1))) }
+            return (value, zxid, set)
+        }
+    }
+
+    /// Reads the committed tree and its zxid, under the read lock (keep `body` short).
+    public func readTree<T>(_ body: (ZTree, Int64) throws -> T) rethrows -> T {
+        try readLock.withLock { try body(committed.tree, Int64(bitPattern: committedIndex)) }
     }
 
     /// Removes a watch; false if it had already fired or been removed.
@@ -434,7 +467,7 @@ public final class Store: @unchecked Sendable {
         state.apply(txn, index: index, changes: &changes)
     }
 
-    private static func applyOne(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> Reply {
+    static func applyOne(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> Reply {
         state.apply(txn.operations[0], time: txn.time, index: index, changes: &changes)
     }
 

@@ -23,6 +23,16 @@ extension Store {
         return (reply, Decided(index: index, isCommitted: settled))
     }
 
+    /// Decides one operation unless `refusal`, called under the writer lock with the head
+    /// state's tree (every decided txn applied, committed or not), answers instead: how a server
+    /// checks a client's rights (ZooKeeper's ACLs) against the state the operation will meet.
+    public func decide(_ operation: Operation, unless refusal: (ZTree) -> Reply?) throws(StoreError) -> (Reply, Decided) {
+        let (reply, index, settled) = try withoutActuallyEscaping(refusal) { (refusal) throws(StoreError) in
+            try decide({ _ in [operation] }, guards: [], refusal: { refusal($0.tree) }, apply: Self.applyOne)
+        }
+        return (reply!, Decided(index: index, isCommitted: settled))
+    }
+
     /// Decides operations as one txn; nil replies when a guarded key (of database `db`) changed
     /// (nothing ran).
     public func decide(_ operations: [Operation], guards: [(Bytes, UInt64?)], db: Int = 0) throws(StoreError) -> ([Reply]?, Decided) {

@@ -16,13 +16,15 @@ extension Store {
     }
 
     /// `create`: returns the path created (with the sequential suffix, if any) and its Stat.
+    /// `acl` defaults to ``ACLEntry/openUnsafe``; an empty list is InvalidACL.
     @discardableResult
     public func createNode(
         _ path: String, data: Bytes = Bytes([]), kind: NodeKind = .persistent, sequential: Bool = false,
-        ttl: Int64 = 0, session: Int64 = 0
+        ttl: Int64 = 0, session: Int64 = 0, acl: [ACLEntry] = ACLEntry.openUnsafe
     ) throws -> (path: String, stat: Stat) {
         try ZPath.validate(path, sequential: sequential)
-        let reply = try treeReply(run(.createNode(path: path, data: data, kind: kind, sequential: sequential, ttl: ttl, owner: session)))
+        guard !acl.isEmpty else { throw TreeError.invalidACL }
+        let reply = try treeReply(run(.createNode(path: path, data: data, kind: kind, sequential: sequential, ttl: ttl, owner: session, acl: ACLEntry.stored(acl))))
         guard case .created(let created, let stat) = reply else { preconditionFailure("create answered \(reply)") }
         return (created, stat)
     }
@@ -31,6 +33,23 @@ extension Store {
     @discardableResult
     public func create(_ path: String, data: Bytes = Bytes([]), kind: NodeKind = .persistent, sequential: Bool = false, ttl: Int64 = 0, session: Int64 = 0) throws -> String {
         try createNode(path, data: data, kind: kind, sequential: sequential, ttl: ttl, session: session).path
+    }
+
+    /// `setACL` with an expected `aversion` (-1: any); returns the new Stat. The store keeps
+    /// ACLs; checking a client's rights against them is the server's part.
+    @discardableResult
+    public func setACL(_ path: String, acl: [ACLEntry], version: Int32 = -1) throws -> Stat {
+        try ZPath.validate(path)
+        let reply = try treeReply(run(.setNodeACL(path: path, acl: acl, version: version)))
+        guard case .stat(let stat) = reply else { preconditionFailure("setACL answered \(reply)") }
+        return stat
+    }
+
+    /// `getACL`: the node's ACL and Stat; NoNode when absent.
+    public func getACL(_ path: String) throws -> (acl: [ACLEntry], stat: Stat) {
+        try ZPath.validate(path)
+        guard let node = stateView().tree.nodes[path] else { throw TreeError.noNode }
+        return (node.accessList, node.stat)
     }
 
     /// `delete` with an expected version (-1: any).

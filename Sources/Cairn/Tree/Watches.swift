@@ -20,7 +20,7 @@ public struct WatchEvent: Sendable, Equatable {
 }
 
 /// What a watch waits for.
-public enum WatchKind: Sendable, Equatable {
+public enum WatchKind: Sendable, Hashable {
     /// Set by `getData`, or `exists` on a node that exists: data changed or node deleted. One-shot.
     case data
     /// Set by `exists` on a node that does not exist: node created. One-shot.
@@ -45,7 +45,9 @@ public struct WatchID: Hashable, Sendable {
 /// with a read and firing with the change that follows it can never miss each other.
 struct WatchRegistry {
     private var next: UInt64 = 1
-    private var byKind: [Kind: [String: [(WatchID, WatchHandler)]]] = [:]
+    /// Each watch's id, handler, and whether it is called at once (under the store's read lock,
+    /// as the change commits) rather than queued and called after.
+    private var byKind: [Kind: [String: [(WatchID, WatchHandler, Bool)]]] = [:]
     private var locations: [WatchID: (Kind, String)] = [:]
 
     private enum Kind: Hashable { case data, exists, children, persistent, recursive }
@@ -63,11 +65,11 @@ struct WatchRegistry {
     var isEmpty: Bool { locations.isEmpty }
     var count: Int { locations.count }
 
-    mutating func add(_ kind: WatchKind, path: String, _ handler: @escaping WatchHandler) -> WatchID {
+    mutating func add(_ kind: WatchKind, path: String, immediate: Bool = false, _ handler: @escaping WatchHandler) -> WatchID {
         let id = WatchID(raw: next)
         next += 1
         let k = Self.kind(kind)
-        byKind[k, default: [:]][path, default: []].append((id, handler))
+        byKind[k, default: [:]][path, default: []].append((id, handler, immediate))
         locations[id] = (k, path)
         return id
     }
@@ -82,17 +84,20 @@ struct WatchRegistry {
 
     private mutating func take(_ kind: Kind, _ path: String, into fired: inout [(WatchHandler, WatchEvent)], _ event: WatchEvent) {
         guard let watchers = byKind[kind]?.removeValue(forKey: path) else { return }
-        for (id, handler) in watchers {
+        for (id, handler, immediate) in watchers {
             locations[id] = nil
-            fired.append((handler, event))
+            if immediate { handler(event) } else { fired.append((handler, event)) }
         }
     }
 
     private func peek(_ kind: Kind, _ path: String, into fired: inout [(WatchHandler, WatchEvent)], _ event: WatchEvent) {
-        for (_, handler) in byKind[kind]?[path] ?? [] { fired.append((handler, event)) }
+        for (_, handler, immediate) in byKind[kind]?[path] ?? [] {
+            if immediate { handler(event) } else { fired.append((handler, event)) }
+        }
     }
 
     /// The handlers `event` fires, in registration order; one-shot watches are removed.
+    /// Immediate handlers are called here; the others are appended to `fired`.
     mutating func fire(_ event: WatchEvent, into fired: inout [(WatchHandler, WatchEvent)]) {
         switch event.type {
         case .nodeCreated:

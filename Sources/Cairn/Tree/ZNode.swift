@@ -35,21 +35,32 @@ public struct ZNode: Sendable, Equatable {
     /// For ``NodeKind/ttl``: milliseconds.
     public var ttl: Int64
     public var children: TreeSet<String>
+    /// The access control list as stored: empty for ``ACLEntry/openUnsafe`` (see ``accessList``).
+    public var acl: [ACLEntry]
 
-    public init(data: Bytes, stat: Stat, kind: NodeKind, ttl: Int64 = 0) {
+    public init(data: Bytes, stat: Stat, kind: NodeKind, ttl: Int64 = 0, acl: [ACLEntry] = []) {
         self.data = data
         self.stat = stat
         self.kind = kind
         self.ttl = ttl
         self.children = []
+        self.acl = ACLEntry.stored(acl)
     }
 }
 
 /// ZooKeeper's error codes for tree operations (the values its wire protocol carries).
 public enum TreeError: Int32, Error, Sendable, Equatable, CustomStringConvertible {
     case runtimeInconsistency = -2
+    case unimplemented = -6
     case badArguments = -8
+    case invalidACL = -114
+    /// Authentication (`addauth`) failed: a server closes the connection after answering it.
+    case authFailed = -115
+    /// `checkWatches` / `removeWatches` found no such watch.
+    case noWatcher = -121
     case noNode = -101
+    /// The client's identities lack the permission the node's ACL asks (checked by a server).
+    case noAuth = -102
     case badVersion = -103
     case noChildrenForEphemerals = -108
     case nodeExists = -110
@@ -61,6 +72,11 @@ public enum TreeError: Int32, Error, Sendable, Equatable, CustomStringConvertibl
         switch self {
         case .runtimeInconsistency: return "RuntimeInconsistency"
         case .badArguments: return "BadArguments"
+        case .invalidACL: return "InvalidACL"
+        case .unimplemented: return "Unimplemented"
+        case .noAuth: return "NoAuth"
+        case .authFailed: return "AuthFailed"
+        case .noWatcher: return "NoWatcher"
         case .noNode: return "NoNode"
         case .badVersion: return "BadVersion"
         case .noChildrenForEphemerals: return "NoChildrenForEphemerals"

@@ -106,7 +106,7 @@ extension ZTree {
 
     private mutating func perform(_ operation: Operation, zxid: Int64, time: Int64, changes: inout [TreeChange]) throws(TreeError) -> Reply {
         switch operation {
-        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner):
+        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner, let acl):
             try ZPath.validate(path, sequential: sequential)
             guard path != "/" || sequential else { throw .nodeExists }
             let parentPath = ZPath.parent(sequential ? path + "0" : path)
@@ -137,7 +137,7 @@ extension ZTree {
             case .container: stat.ephemeralOwner = EphemeralOwner.container
             case .ttl: stat.ephemeralOwner = EphemeralOwner.ttl(ttl)
             }
-            put(finalPath, ZNode(data: data, stat: stat, kind: kind, ttl: kind == .ttl ? ttl : 0), &changes)
+            put(finalPath, ZNode(data: data, stat: stat, kind: kind, ttl: kind == .ttl ? ttl : 0, acl: acl), &changes)
             if kind == .ephemeral {
                 sessions[owner]!.ephemerals.insert(finalPath)
                 changes.append(.ephemeralAdded(owner: owner, path: finalPath))
@@ -169,6 +169,16 @@ extension ZTree {
             node.stat.dataLength = Int32(clamping: data.count)
             put(path, node, &changes)
             changes.append(.event(WatchEvent(type: .nodeDataChanged, path: path, zxid: zxid)))
+            return .stat(node.stat)
+
+        case .setNodeACL(let path, let acl, let version):
+            try ZPath.validate(path)
+            guard !acl.isEmpty else { throw .invalidACL }
+            guard var node = nodes[path] else { throw .noNode }
+            guard version == -1 || version == node.stat.aversion else { throw .badVersion }
+            node.acl = ACLEntry.stored(acl)
+            node.stat.aversion &+= 1
+            put(path, node, &changes)
             return .stat(node.stat)
 
         case .checkNode(let path, let version):

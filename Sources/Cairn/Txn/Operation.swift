@@ -55,11 +55,14 @@ public enum Operation: Sendable, Equatable {
     case compareAndDelete(Bytes, token: Bytes)
 
     // The znode tree (ZooKeeper semantics). Versions of -1 match any version.
-    /// `owner` is the session of an ephemeral node (0 otherwise); `ttl` in ms for TTL nodes.
-    case createNode(path: String, data: Bytes, kind: NodeKind, sequential: Bool, ttl: Int64, owner: Int64)
+    /// `owner` is the session of an ephemeral node (0 otherwise); `ttl` in ms for TTL nodes;
+    /// `acl` empty for ``ACLEntry/openUnsafe``.
+    case createNode(path: String, data: Bytes, kind: NodeKind, sequential: Bool, ttl: Int64, owner: Int64, acl: [ACLEntry] = [])
     case deleteNode(path: String, version: Int32)
     case setNodeData(path: String, data: Bytes, version: Int32)
     case checkNode(path: String, version: Int32)
+    /// `setACL`: replaces a node's ACL if its `aversion` matches `version` (-1: any).
+    case setNodeACL(path: String, acl: [ACLEntry], version: Int32)
     /// ZooKeeper's `multi`: tree operations applied all or none.
     case multi([Operation])
 
@@ -81,7 +84,7 @@ public enum Operation: Sendable, Equatable {
     /// True for the operations of the znode tree.
     public var isTreeOperation: Bool {
         switch self {
-        case .createNode, .deleteNode, .setNodeData, .checkNode, .multi, .expireNodes, .createSession, .closeSession: return true
+        case .createNode, .deleteNode, .setNodeData, .checkNode, .setNodeACL, .multi, .expireNodes, .createSession, .closeSession: return true
         default: return false
         }
     }

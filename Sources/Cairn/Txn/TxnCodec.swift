@@ -17,6 +17,8 @@ import CairnStorage
 public enum TxnCodec {
     public static let version: UInt8 = 1
     public static let maxOperations = 1 << 20
+    /// The most entries one znode ACL may have (ZooKeeper sets none; a bound keeps decoding safe).
+    public static let maxACLEntries = 1024
 
     public enum DecodeError: Error, Sendable, Equatable, CustomStringConvertible {
         case unsupportedVersion(UInt8)
@@ -99,9 +101,13 @@ public enum TxnCodec {
             out.append(19); putBytes(key, &out); putBytes(field, &out); putSigned(delta, &out)
         case .compareAndDelete(let key, let token):
             out.append(20); putBytes(key, &out); putBytes(token, &out)
-        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner):
-            out.append(21); putString(path, &out); putBytes(data, &out); out.append(kind.rawValue)
+        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner, let acl):
+            // Tag 31 is tag 21 with an ACL after the fields: the open ACL costs nothing.
+            out.append(acl.isEmpty ? 21 : 31); putString(path, &out); putBytes(data, &out); out.append(kind.rawValue)
             out.append(sequential ? 1 : 0); putSigned(ttl, &out); putSigned(owner, &out)
+            if !acl.isEmpty { putACL(acl, &out) }
+        case .setNodeACL(let path, let acl, let version):
+            out.append(32); putString(path, &out); putACL(acl, &out); putSigned(Int64(version), &out)
         case .deleteNode(let path, let version):
             out.append(22); putString(path, &out); putSigned(Int64(version), &out)
         case .setNodeData(let path, let data, let version):
@@ -123,6 +129,13 @@ public enum TxnCodec {
         case .inDatabase(let db, let operation):
             out.append(30); putUnsigned(UInt64(db), &out)
             encode(operation, &out)
+        }
+    }
+
+    static func putACL(_ acl: [ACLEntry], _ out: inout [UInt8]) {
+        putUnsigned(UInt64(acl.count), &out)
+        for entry in acl {
+            putSigned(Int64(entry.perms), &out); putString(entry.scheme, &out); putString(entry.id, &out)
         }
     }
 
@@ -278,6 +291,17 @@ public enum TxnCodec {
             return text
         }
 
+        mutating func acl() throws(DecodeError) -> [ACLEntry] {
+            let count = try count(limit: maxACLEntries)
+            var acl: [ACLEntry] = []
+            for _ in 0..<count {
+                let start = offset
+                guard let perms = Int32(exactly: try signed()) else { throw .invalidValue("ACL permissions", offset: start) }
+                acl.append(ACLEntry(perms: perms, scheme: try string(), id: try string()))
+            }
+            return acl
+        }
+
         mutating func version() throws(DecodeError) -> Int32 {
             let start = offset
             guard let value = Int32(exactly: try signed()) else { throw .invalidValue("version", offset: start) }
@@ -322,9 +346,14 @@ public enum TxnCodec {
             case 18: return .hashDelete(try data(), fields: try list())
             case 19: return .hashIncrementBy(try data(), field: try data(), try signed())
             case 20: return .compareAndDelete(try data(), token: try data())
-            case 21:
-                return .createNode(path: try string(), data: try data(), kind: try raw(NodeKind.self, "node kind"),
-                                   sequential: try flag(), ttl: try signed(), owner: try signed())
+            case 21, 31:
+                let created = Operation.createNode(
+                    path: try string(), data: try data(), kind: try raw(NodeKind.self, "node kind"),
+                    sequential: try flag(), ttl: try signed(), owner: try signed(), acl: tag == 31 ? try acl() : [])
+                // Canonical: an empty ACL is written with tag 21.
+                if tag == 31, case .createNode(_, _, _, _, _, _, let acl) = created, acl.isEmpty { throw .invalidValue("empty ACL", offset: start) }
+                return created
+            case 32: return .setNodeACL(path: try string(), acl: try acl(), version: try version())
             case 22: return .deleteNode(path: try string(), version: try version())
             case 23: return .setNodeData(path: try string(), data: try data(), version: try version())
             case 24: return .checkNode(path: try string(), version: try version())

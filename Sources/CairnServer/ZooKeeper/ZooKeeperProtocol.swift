@@ -10,19 +10,8 @@ public enum ZKOpCode: Int32, Sendable {
     case createSession = -10, closeSession = -11, error = -1
 }
 
-/// An ACL entry: permissions and an identity (`world:anyone`, `digest:user:hash`, `ip:addr`).
-public struct ZKACL: Sendable, Equatable {
-    public var perms: Int32
-    public var scheme: String
-    public var id: String
-    public init(perms: Int32, scheme: String, id: String) {
-        self.perms = perms
-        self.scheme = scheme
-        self.id = id
-    }
-    /// `world:anyone` with every permission: ZooKeeper's `OPEN_ACL_UNSAFE`.
-    public static let open = ZKACL(perms: 31, scheme: "world", id: "anyone")
-}
+/// An ACL entry as the protocol carries it: the store's ``ACLEntry``.
+public typealias ZKACL = ACLEntry
 
 /// The first frame of a connection (no request header). Newer clients append `readOnly`.
 public struct ZKConnectRequest: Sendable, Equatable {
