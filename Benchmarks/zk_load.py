@@ -27,7 +27,7 @@ import time
 import uuid
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NoNodeError
 
 OPS = ("create", "setData", "getData", "exists", "getChildren", "delete")
 POOL = 1000  # distinct nodes per client for setData/getData/exists
@@ -87,6 +87,7 @@ class Worker(object):
         self.lat = []
         self.errors = 0
         self.exc = None
+        self.setup_exc = None
 
     def targets(self):
         op, n, d = self.args.op, self.n, self.dir
@@ -100,6 +101,12 @@ class Worker(object):
         return ["%s/p%d" % (d, i % pool) for i in range(n)]
 
     def setup(self, deadline):
+        try:
+            self._setup(deadline)
+        except Exception as e:  # noqa: BLE001
+            self.setup_exc = e
+
+    def _setup(self, deadline):
         c = self.client
         c.start(timeout=15)
         c.create(self.dir)
@@ -210,25 +217,27 @@ def main():
     deadline = time.monotonic() + args.timeout
     root = "/zkload-%s" % uuid.uuid4().hex[:12]
     value = b"v" * args.value_size
-    admin = KazooClient(hosts=args.hostport, timeout=15.0)
-    admin.start(timeout=15)
+    admin = KazooClient(hosts=args.hostport, timeout=15.0,
+                        connection_retry={"max_tries": 3, "delay": 0.2})
+    try:
+        admin.start(timeout=15)
+    except Exception:
+        admin.close()
+        raise
     workers = []
     rc = 0
     try:
         admin.create(root)
         workers = [Worker(args, i, root, value) for i in range(args.clients)]
         setup_threads = [threading.Thread(target=w.setup, args=(deadline,)) for w in workers]
-        for w in workers:
-            w.client.start(timeout=15)
-        for w in workers:
-            w.client.create(w.dir)
-        for w in workers:  # start() already done; setup() just needs the data
-            w.client.start = lambda timeout=None: None
-            w.client.create = _skip_first_create(w.client.create, w.dir)
         for t in setup_threads:
             t.start()
         for t in setup_threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        for w in workers:
+            if w.setup_exc is not None:
+                print("zk_load: setup of client %d failed: %r" % (w.idx, w.setup_exc), file=sys.stderr)
+                return 1
 
         barrier = threading.Barrier(len(workers) + 1)
         threads = [threading.Thread(target=w.run, args=(barrier, deadline)) for w in workers]
@@ -273,23 +282,9 @@ def main():
     return rc
 
 
-def _skip_first_create(create, path):
-    """Setup creates the worker dir; main() already did so (sequentially, so
-    the root exists first).  Swallow exactly that call."""
-    state = {"skipped": False}
-
-    def wrapped(p, *a, **kw):
-        if not state["skipped"] and p == path:
-            state["skipped"] = True
-            return p
-        return create(p, *a, **kw)
-
-    return wrapped
-
-
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except NodeExistsError as e:
-        print("zk_load: %r" % e, file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - connection failures, setup errors
+        print("zk_load: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         sys.exit(1)

@@ -404,8 +404,11 @@ class E2E(object):
 
     def cleanup(self):
         try:
-            if self.clients and self.clients[0].connected:
-                self.clients[0].delete(self.root, recursive=True)
+            c = KazooClient(hosts=self.hostport, timeout=10.0)
+            c.start(timeout=WAIT * 2)
+            self.clients.append(c)
+            c.add_auth("digest", "user:pass")  # the digest identity the ACL checks use
+            self._delete_tree(c, self.root, time.monotonic() + 20)
         except NoNodeError:
             pass
         except Exception as e:  # noqa: BLE001
@@ -416,6 +419,23 @@ class E2E(object):
                 c.close()
             except Exception:  # noqa: BLE001
                 pass
+
+    def _delete_tree(self, c, path, deadline):
+        if time.monotonic() > deadline:
+            raise RuntimeError("cleanup time limit")
+        try:
+            kids = c.get_children(path)
+        except NoAuthError:
+            c.set_acls(path, OPEN_ACL_UNSAFE)
+            kids = c.get_children(path)
+        except NoNodeError:
+            return
+        for k in kids:
+            self._delete_tree(c, path + "/" + k, deadline)
+        try:
+            c.delete(path)
+        except NoNodeError:
+            pass
 
     # ---- create variants -------------------------------------------------
 
