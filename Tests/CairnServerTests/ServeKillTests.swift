@@ -11,39 +11,14 @@ import Glibc
 /// `cairn serve` as a user runs it: killed with SIGKILL under a write load in `always` mode,
 /// restarted, and every acknowledged write must be there; SIGTERM stops it cleanly.
 @Suite(.serialized) struct ServeKillTests {
-    /// Starts `cairn serve` on a free port; returns the process and the port it reports.
+    /// Starts `cairn serve` on free ports; returns the process and the RESP port it reports.
     func startServe(_ directory: FilePath, _ extra: [String] = []) throws -> (Process, Int) {
         try startServe(arguments: ["serve", "--dir", directory.string, "--resp-port", "0", "--appendfsync", "always"] + extra)
     }
 
     func startServe(arguments: [String]) throws -> (Process, Int) {
-        let process = Process()
-        process.executableURL = try cairnExecutable()
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        // The ready line names the port: "cairn: ready, RESP on 127.0.0.1:PORT, ..." (log lines
-        // on standard error may come first).
-        var line = Data()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            let byte = pipe.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty { break }
-            if byte.first == UInt8(ascii: "\n") {
-                if String(decoding: line, as: UTF8.self).contains("ready") { break }
-                line = Data()
-                continue
-            }
-            line.append(byte)
-        }
-        let text = String(decoding: line, as: UTF8.self)
-        guard let range = text.range(of: "127.0.0.1:"), let port = Int(text[range.upperBound...].prefix { $0.isNumber }) else {
-            process.terminate()
-            throw CairnCLIError("cairn serve did not start: \(text)")
-        }
-        return (process, port)
+        let serve = try ServeProcess(arguments: arguments + ["--zk-port", "0"])
+        return (serve.process, serve.respPort)
     }
 
     @Test func everyAcknowledgedWriteSurvivesAKill() throws {

@@ -1,0 +1,95 @@
+import Cairn
+import CairnServer
+import CairnStorage
+import CairnTesting
+import Foundation
+import SystemPackage
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cairn serve` with real ZooKeeper clients (kazoo, zkCli.sh) and a crash drill: KV writes and
+/// znode writes to the one store survive `kill -9` together.
+@Suite(.serialized) struct ZooKeeperEndToEndTests {
+    /// Tests/ZooKeeperClients, beside this file's folder.
+    static let clients = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ZooKeeperClients")
+
+    func serve(_ directory: TemporaryDirectory, policy: String = "always") throws -> (ServeProcess, Int) {
+        let serve = try ServeProcess(arguments: ["serve", "--dir", directory.path.string, "--resp-port", "0", "--zk-port", "0", "--appendfsync", policy])
+        guard let zkPort = serve.zkPort else {
+            serve.kill9()
+            throw CairnCLIError("cairn serve reported no ZooKeeper port")
+        }
+        return (serve, zkPort)
+    }
+
+    @Test func keysAndZnodesSurviveAKillTogether() throws {
+        let directory = TemporaryDirectory("zk-kill")
+        defer { directory.cleanup() }
+        var acknowledged = 0
+        for round in 0..<3 {
+            let (serve, zkPort) = try serve(directory)
+            let kv = try RawClient(port: serve.respPort)
+            let zk = try ZKRawClient(port: zkPort)
+            try zk.connect()
+            if round == 0 { _ = try zk.create("/drill") }
+            // A key and a znode per step, each acknowledged before the next; at most 5000 steps,
+            // killed after about 300 ms.
+            let killer = DispatchWorkItem { kill(serve.process.processIdentifier, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(300), execute: killer)
+            var i = acknowledged
+            while i < acknowledged + 5000 {
+                kv.command("SET", "key:\(i)", "\(i)")
+                guard kv.reply() == "+OK\r\n" else { break }
+                guard let created = try? zk.create("/drill/n\(i)", "\(i)"), created.err == 0 else { break }
+                i += 1
+            }
+            serve.process.waitUntilExit()
+            #expect(serve.process.terminationReason == .uncaughtSignal, "round \(round): the server was killed")
+            acknowledged = i
+        }
+        #expect(acknowledged > 0)
+        let store = try Store.open(directory: directory.path, options: StoreOptions(activeExpiry: false))
+        defer { try? store.close() }
+        var missing: [String] = []
+        for i in 0..<acknowledged {
+            if (try? store.get(Bytes("key:\(i)"))) != Bytes("\(i)") { missing.append("key:\(i)") }
+            if (try? store.getData("/drill/n\(i)").data) != Bytes("\(i)") { missing.append("/drill/n\(i)") }
+        }
+        #expect(missing.isEmpty, "acknowledged writes lost after kill -9: \(missing.prefix(10))")
+    }
+
+    @Test func kazooDrivesEveryOperationAndTheRecipes() throws {
+        guard let check = try runTool("/usr/bin/env", ["python3", "-c", "import kazoo"]), check.status == 0 else {
+            print("skipping kazoo: python3 or the kazoo package is missing (pip install kazoo; scripts/install-deps does it)")
+            return
+        }
+        let directory = TemporaryDirectory("zk-kazoo")
+        defer { directory.cleanup() }
+        let (serve, zkPort) = try serve(directory, policy: "everysec")
+        defer { serve.kill9() }
+        let script = Self.clients.appendingPathComponent("kazoo_e2e.py").path
+        let result = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["timeout", "180", "python3", script, "127.0.0.1:\(zkPort)"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("checks passed"), "\(result.output)")
+        print(result.output.split(separator: "\n").last ?? "")
+    }
+
+    @Test func zkCliDrivesEveryCommand() throws {
+        let zkCli = "/usr/share/zookeeper/bin/zkCli.sh"
+        guard FileManager.default.isExecutableFile(atPath: zkCli), (try runTool("/usr/bin/env", ["java", "-version"]))?.status == 0 else {
+            print("skipping zkCli.sh: Debian's zookeeper package (and Java) is not installed (scripts/install-deps installs it)")
+            return
+        }
+        let directory = TemporaryDirectory("zk-cli")
+        defer { directory.cleanup() }
+        let (serve, zkPort) = try serve(directory, policy: "everysec")
+        defer { serve.kill9() }
+        let script = Self.clients.appendingPathComponent("zkcli_e2e.sh").path
+        let result = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["timeout", "180", "bash", script, "127.0.0.1:\(zkPort)"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("checks passed"), "\(result.output)")
+        print(result.output.split(separator: "\n").last ?? "")
+    }
+}
