@@ -85,6 +85,7 @@ let package = Package(
             dependencies: [
                 "CairnStorage",
                 "Cairn",
+                "CairnServer",
                 "CairnTesting",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SystemPackage", package: "swift-system"),

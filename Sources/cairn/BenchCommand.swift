@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Cairn: throughput and latency, side by side with baselines in one run.",
-        subcommands: [StoreBenchCommand.self, LogBenchCommand.self, WheelBenchCommand.self, ExpiryBenchCommand.self, SnapshotBenchCommand.self],
+        subcommands: [StoreBenchCommand.self, LogBenchCommand.self, WheelBenchCommand.self, ExpiryBenchCommand.self, SnapshotBenchCommand.self, ZKBenchCommand.self],
         defaultSubcommand: StoreBenchCommand.self
     )
 }

@@ -1,0 +1,223 @@
+import CairnServer
+import CairnStorage
+import Foundation
+import Histogram
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A ZooKeeper load generator that is not client-bound: one thread and one connection per
+/// client, each keeping `pipeline` requests in flight, speaking the wire protocol directly.
+/// It measures any ZooKeeper server (Cairn's listener or Apache ZooKeeper) the same way.
+public enum ZKLoad {
+    public enum Operation: String, CaseIterable, Sendable {
+        case create, setData, getData, exists, getChildren, delete
+    }
+
+    public struct Result: Sendable {
+        public var operation: Operation
+        public var clients: Int
+        public var pipeline: Int
+        public var operations: Int
+        public var seconds: Double
+        public var errors: Int
+        public var p50Milliseconds: Double
+        public var p99Milliseconds: Double
+        public var opsPerSecond: Double { Double(operations) / seconds }
+    }
+
+    public struct LoadError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Runs `operations` requests of one kind (split over the clients) and measures them.
+    /// Setup (the parent, the nodes to read, set or delete) is not timed; everything made is
+    /// removed afterwards.
+    public static func run(host: String, port: Int, operation: Operation, operations: Int, clients: Int, pipeline: Int, valueSize: Int = 100) throws -> Result {
+        precondition(clients >= 1 && pipeline >= 1 && operations >= clients)
+        let root = "/zkload-\(UInt32.random(in: 0...UInt32.max))"
+        let admin = try Connection(host: host, port: port)
+        try admin.expectOK(.create, .create(path: root, data: [], acl: [.open], flags: 0, ttl: nil))
+        let perClient = operations / clients
+        let value = [UInt8](repeating: 0x61, count: valueSize)
+        // Nodes each client works on.
+        let path: @Sendable (Int, Int) -> String = { client, i in "\(root)/c\(client)-\(i)" }
+        let connections = try (0..<clients).map { _ in try Connection(host: host, port: port) }
+        for client in 0..<clients {
+            switch operation {
+            case .delete:
+                try connections[client].pipelined(perClient, depth: 64) { i in (.create, .create(path: path(client, i), data: value, acl: [.open], flags: 0, ttl: nil)) }
+            case .setData, .getData, .exists:
+                try connections[client].expectOK(.create, .create(path: path(client, 0), data: value, acl: [.open], flags: 0, ttl: nil))
+            case .getChildren, .create:
+                break
+            }
+        }
+        if operation == .getChildren {
+            for i in 0..<10 { try admin.expectOK(.create, .create(path: "\(root)/child\(i)", data: [], acl: [.open], flags: 0, ttl: nil)) }
+        }
+
+        let slots = (0..<clients).map { _ in Slot() }
+        let group = DispatchGroup()
+        let start = monotonicNanoseconds()
+        for client in 0..<clients {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                let connection = connections[client]
+                let slot = slots[client]
+                let errors = try? connection.measured(perClient, depth: pipeline, into: &slot.histogram) { i in
+                    switch operation {
+                    case .create: return (.create, .create(path: path(client, i), data: value, acl: [.open], flags: 0, ttl: nil))
+                    case .setData: return (.setData, .setData(path: path(client, 0), data: value, version: -1))
+                    case .getData: return (.getData, .getData(path: path(client, 0), watch: false))
+                    case .exists: return (.exists, .exists(path: path(client, 0), watch: false))
+                    case .getChildren: return (.getChildren2, .getChildren(path: root, watch: false))
+                    case .delete: return (.delete, .delete(path: path(client, i), version: -1))
+                    }
+                }
+                slot.errors = errors ?? perClient
+            }
+            thread.start()
+        }
+        group.wait()
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        var total = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+        for slot in slots { total.add(slot.histogram) }
+
+        // Clean up: every node under the root, then the root.
+        let children = try admin.children(root)
+        try admin.pipelined(children.count, depth: 64) { i in (.delete, .delete(path: "\(root)/\(children[i])", version: -1)) }
+        try admin.expectOK(.delete, .delete(path: root, version: -1))
+        return Result(
+            operation: operation, clients: clients, pipeline: pipeline, operations: perClient * clients, seconds: seconds,
+            errors: slots.reduce(0) { $0 + $1.errors },
+            p50Milliseconds: Double(total.valueAtPercentile(50)) / 1e6, p99Milliseconds: Double(total.valueAtPercentile(99)) / 1e6)
+    }
+
+    /// One client thread's results (written by it alone, read after it ends).
+    final class Slot: @unchecked Sendable {
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+        var errors = 0
+    }
+
+    /// One session on a blocking socket.
+    final class Connection: @unchecked Sendable {
+        let fd: Int32
+        private var buffer: [UInt8] = []
+        private var xid: Int32 = 0
+
+        init(host: String, port: Int) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr(host)
+            let result = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard result == 0 else { throw LoadError(description: "cannot connect to \(host):\(port): errno \(errno)") }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            var timeout = timeval(tv_sec: 30, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var w = JuteWriter()
+            w.int(0); w.long(0); w.int(30_000); w.long(0); w.buffer([UInt8](repeating: 0, count: 16)); w.boolean(false)
+            send(w.frame)
+            guard let response = frame(), response.count >= 20 else { throw LoadError(description: "no connect response from \(host):\(port)") }
+        }
+
+        deinit { close(fd) }
+
+        func send(_ bytes: [UInt8]) {
+            var sent = 0
+            while sent < bytes.count {
+                let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return }
+                sent += n
+            }
+        }
+
+        func frame() -> [UInt8]? {
+            while true {
+                if buffer.count >= 4 {
+                    let length = Int(UInt32(buffer[0]) << 24 | UInt32(buffer[1]) << 16 | UInt32(buffer[2]) << 8 | UInt32(buffer[3]))
+                    if buffer.count >= 4 + length {
+                        let frame = Array(buffer[4..<4 + length])
+                        buffer.removeFirst(4 + length)
+                        return frame
+                    }
+                }
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 { return nil }
+                buffer.append(contentsOf: chunk[0..<n])
+            }
+        }
+
+        func request(_ op: ZKOpCode, _ request: ZKRequest) -> Int32 {
+            xid += 1
+            var w = JuteWriter()
+            ZKCodec.encode(xid: xid, op: op, request, into: &w)
+            send(w.frame)
+            return xid
+        }
+
+        /// The next reply's xid and error code (watch events are skipped).
+        func reply() throws -> (xid: Int32, err: Int32, body: JuteReader) {
+            while let frame = frame() {
+                var reader = JuteReader(frame)
+                let xid = try reader.int()
+                _ = try reader.long()
+                let err = try reader.int()
+                if xid == -1 { continue }
+                return (xid, err, reader)
+            }
+            throw LoadError(description: "the server closed the connection or did not answer in 30 s")
+        }
+
+        func expectOK(_ op: ZKOpCode, _ body: ZKRequest) throws {
+            _ = request(op, body)
+            let answer = try reply()
+            guard answer.err == 0 else { throw LoadError(description: "\(op) answered error \(answer.err)") }
+        }
+
+        func children(_ path: String) throws -> [String] {
+            _ = request(.getChildren, .getChildren(path: path, watch: false))
+            var answer = try reply()
+            guard answer.err == 0 else { throw LoadError(description: "getChildren \(path) answered error \(answer.err)") }
+            return try answer.body.vector(minimumItemSize: 4) { (r: inout JuteReader) throws(JuteError) -> String in try r.string() ?? "" } ?? []
+        }
+
+        /// `count` requests with up to `depth` in flight, untimed; throws on any error reply.
+        func pipelined(_ count: Int, depth: Int, _ make: (Int) -> (ZKOpCode, ZKRequest)) throws {
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+            let errors = try measured(count, depth: depth, into: &histogram, make)
+            guard errors == 0 else { throw LoadError(description: "\(errors) of \(count) setup requests failed") }
+        }
+
+        /// `count` requests with up to `depth` in flight; each one's latency (send to reply) is
+        /// recorded. Returns how many answered an error.
+        func measured(_ count: Int, depth: Int, into histogram: inout Histogram<UInt64>, _ make: (Int) -> (ZKOpCode, ZKRequest)) throws -> Int {
+            var sentAt = [UInt64](repeating: 0, count: count)
+            var firstXid: Int32 = 0
+            var sent = 0, received = 0, errors = 0
+            while received < count {
+                while sent < count && sent - received < depth {
+                    let (op, body) = make(sent)
+                    sentAt[sent] = monotonicNanoseconds()
+                    let xid = request(op, body)
+                    if sent == 0 { firstXid = xid }
+                    sent += 1
+                }
+                let answer = try reply()
+                let index = Int(answer.xid - firstXid)
+                guard index == received else { throw LoadError(description: "reply \(answer.xid) out of order (expected \(firstXid + Int32(received)))") }
+                histogram.record(monotonicNanoseconds() - sentAt[index])
+                if answer.err != 0 { errors += 1 }
+                received += 1
+            }
+            return errors
+        }
+    }
+}
