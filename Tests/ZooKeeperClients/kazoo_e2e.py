@@ -27,7 +27,6 @@ Environment:
 import logging
 import os
 import socket
-import struct
 import sys
 import threading
 import time
@@ -52,7 +51,6 @@ from kazoo.exceptions import (
 from kazoo.protocol.serialization import (
     Connect,
     Create,
-    Create2,
     ReplyHeader,
     Watch,
     int_struct,

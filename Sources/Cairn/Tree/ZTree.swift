@@ -112,15 +112,18 @@ extension ZTree {
             let parentPath = ZPath.parent(sequential ? path + "0" : path)
             // Read what is needed without holding a copy of the parent: it is then changed in
             // place, and a copy would make its set of children copy-on-write.
-            guard let parentKind = nodes[parentPath]?.kind, let parentCversion = nodes[parentPath]?.stat.cversion else { throw .noNode }
+            guard let parentKind = nodes[parentPath]?.kind, let parentBefore = nodes[parentPath]?.stat else { throw .noNode }
             if parentKind == .ephemeral { throw .noChildrenForEphemerals }
             if kind == .ttl && (ttl <= 0 || ttl > EphemeralOwner.maxTTL) { throw .badArguments }
             if kind == .ephemeral && sessions[owner] == nil { throw .sessionExpired }
             var finalPath = path
             if sequential {
-                // ZooKeeper names sequential children by the parent's cversion, 10 digits.
-                let counter = String(parentCversion)
-                let digits = parentCversion < 0 ? counter : String(repeating: "0", count: max(0, 10 - counter.count)) + counter
+                // ZooKeeper's suffix counts the children ever created under the parent, 10
+                // digits. cversion counts creates and deletes, and creates - deletes is
+                // numChildren, so the count of creates is (cversion + numChildren) / 2.
+                let created = Int32(truncatingIfNeeded: (Int64(parentBefore.cversion) + Int64(parentBefore.numChildren)) / 2)
+                let counter = String(created)
+                let digits = created < 0 ? counter : String(repeating: "0", count: max(0, 10 - counter.count)) + counter
                 finalPath = path + digits
             }
             guard nodes[finalPath] == nil else { throw .nodeExists }

@@ -34,6 +34,8 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     private var ids: [ZKIdentity] = []
     private var expiryCheck: RepeatedTask?
     private var framesSeen = 0
+    /// The xid of a request with an unknown op code, answered before the connection closes.
+    private var pendingUnimplemented: Int32?
 
     init(server: ZKServerState, address: String) {
         self.server = server
@@ -113,6 +115,14 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
                 let (xid, op, request) = try ZKCodec.request(payload)
                 queue.append((xid, op, request, .now))
             } catch {
+                if payload.count >= 8 {
+                    // An op code ZooKeeper does not know: answered Unimplemented (zxid -1), as
+                    // ZooKeeper answers, then closed like any other bad request.
+                    var reader = JuteReader(payload)
+                    if let xid = try? reader.int(), let type = try? reader.int(), ZKOpCode(rawValue: type) == nil {
+                        pendingUnimplemented = xid
+                    }
+                }
                 fail("malformed request (frame \(framesSeen)): \(error)")
                 return
             }
@@ -209,6 +219,11 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         guard !busy && !closing else { return }
         if held != nil { waitForHeld(); return }
+        if let xid = pendingUnimplemented {
+            pendingUnimplemented = nil
+            takeEvents()
+            reply(xid: xid, zxid: -1, err: TreeError.unimplemented.rawValue)
+        }
         flush()
     }
 
@@ -271,7 +286,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         switch request {
         case .ping:
             zxid = store.readTree { _, zxid in zxid }
-            reply(xid: -2, zxid: zxid, err: 0)
+            reply(xid: xid, zxid: zxid, err: 0)
         case .create, .delete, .setData, .setACL, .multi where op == .multi, .closeSession:
             zxid = write(xid, op, request)
         default:
@@ -389,7 +404,8 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             guard let mode = ZKCreateMode(rawValue: flags) else { throw .badArguments }
             try ZPath.validate(path, sequential: mode.sequential)
             if mode.kind == .ttl {
-                guard op == .createTTL, let ttl, ttl > 0, ttl <= 0x00FF_FFFF_FFFF_FFFF else { throw .badArguments }
+                // ZooKeeper's bound: 40 bits of milliseconds (about 35 years).
+                guard op == .createTTL, let ttl, ttl > 0, ttl <= 0xFF_FFFF_FFFF else { throw .badArguments }
             } else if op == .createTTL {
                 throw .badArguments
             }
@@ -401,7 +417,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             return (operation, { tree in Self.refused(tree, parent, ACLEntry.create, ids) })
         case .delete(let path, let version):
             try ZPath.validate(path)
-            guard path != "/" else { throw .badArguments }
+            guard path != "/", !ZKServer.systemNodes.contains(where: { $0.path == path }) else { throw .badArguments }
             let parent = ZPath.parent(path)
             return (.deleteNode(path: path, version: version), { tree in Self.refused(tree, parent, ACLEntry.delete, ids) })
         case .setData(let path, let data, let version):
@@ -517,13 +533,13 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             let zxid = store.readTree { _, zxid in zxid }
             guard scheme == "digest", let text = String(bytes: auth, encoding: .utf8), let digest = ZKAccess.digest(text) else {
                 server.options.logger.info("ZooKeeper client \(info.address): authentication with scheme '\(scheme)' failed")
-                reply(xid: -4, zxid: zxid, err: TreeError.authFailed.rawValue)
+                reply(xid: xid, zxid: zxid, err: TreeError.authFailed.rawValue)
                 closeReason = "authentication failed"
                 return zxid
             }
             let identity = ZKIdentity(scheme: "digest", id: digest)
             if !ids.contains(identity) { self.ids.append(identity) }
-            reply(xid: -4, zxid: zxid, err: 0)
+            reply(xid: xid, zxid: zxid, err: 0)
             return zxid
 
         case .setWatches(let relative, let data, let exist, let child, let persistent, let recursive):
@@ -549,7 +565,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             }
             record(watches)
             takeEvents()
-            reply(xid: -8, zxid: zxid, err: 0)
+            reply(xid: xid, zxid: zxid, err: 0)
             return zxid
 
         case .getEphemerals(let prefix):

@@ -31,6 +31,7 @@ public final class ZKServer: @unchecked Sendable {
         guard options.minSessionTimeout > 0, options.minSessionTimeout <= options.maxSessionTimeout else {
             throw ServerStartError(description: "session timeout bounds \(options.minSessionTimeout)...\(options.maxSessionTimeout) ms are not a range")
         }
+        try ensureSystemNodes(store)
         let state = ZKServerState(store: store, options: options)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         let bootstrap = ServerBootstrap(group: group)
@@ -52,6 +53,21 @@ public final class ZKServer: @unchecked Sendable {
         } catch {
             try? group.syncShutdownGracefully()
             throw ServerStartError(description: "cannot listen on \(options.host):\(options.port): \(error)")
+        }
+    }
+
+    /// ZooKeeper's own znodes, which tools expect: `/zookeeper`, `/zookeeper/quota`, and
+    /// `/zookeeper/config` (read-only). Made once, in the store, if absent; clients may not
+    /// delete them.
+    static let systemNodes: [(path: String, acl: [ACLEntry])] = [
+        ("/zookeeper", ACLEntry.openUnsafe),
+        ("/zookeeper/config", [ACLEntry(perms: ACLEntry.read, scheme: "world", id: "anyone")]),
+        ("/zookeeper/quota", ACLEntry.openUnsafe),
+    ]
+
+    static func ensureSystemNodes(_ store: Store) throws {
+        for (path, acl) in systemNodes where (try store.exists(path)) == nil {
+            try store.createNode(path, acl: acl)
         }
     }
 

@@ -196,7 +196,8 @@ public enum ZKCodec {
         out.int(err)
     }
 
-    /// `Stat`, field by field as ZooKeeper orders them.
+    /// `Stat`, field by field as ZooKeeper orders them. Container and TTL nodes show an
+    /// ephemeralOwner of 0, as ZooKeeper shows them (the store keeps their kind there).
     public static func stat(_ stat: Stat, into out: inout JuteWriter) {
         out.long(stat.czxid)
         out.long(stat.mzxid)
@@ -205,7 +206,8 @@ public enum ZKCodec {
         out.int(stat.version)
         out.int(stat.cversion)
         out.int(stat.aversion)
-        out.long(stat.ephemeralOwner)
+        let owner = stat.ephemeralOwner
+        out.long(owner == Int64.min || UInt64(bitPattern: owner) >> 56 == 0xFF ? 0 : owner)
         out.int(stat.dataLength)
         out.int(stat.numChildren)
         out.long(stat.pzxid)
