@@ -6,8 +6,10 @@ import NIOCore
 
 /// One ZooKeeper client connection: the connect handshake, then requests answered in order.
 ///
-/// Like the RESP connection, a write is decided at once and its reply held until it commits,
-/// so a pipeline's writes share one group commit; a read waits for the connection's held
+/// A write is decided at once and its reply held, with those after it, in a batch until it
+/// commits; writes that arrive while one batch's sync runs are decided into the next, so a
+/// pipeline's writes share group commits and deciding overlaps syncing. A read waits for the
+/// connection's held
 /// writes, so a client reads its own writes. Watch events are queued by the store as their
 /// change commits (``ZKWatchOutbox``) and sent before any later reply. Runs on the channel's
 /// event loop; its only waits (commits) are callbacks.
@@ -23,7 +25,11 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     private var input: ByteBuffer?
     private var queue = Deque<(xid: Int32, op: ZKOpCode, request: ZKRequest, received: ContinuousClock.Instant)>()
     private var out: [UInt8] = []
-    private var held: Decided?
+    /// Replies (and events) waiting for a decided txn to commit, oldest first; the last may
+    /// still grow. Everything answered after a held reply joins the last batch, so the order
+    /// of replies is the order of requests.
+    private var batches = Deque<(decided: Decided, bytes: [UInt8], waiting: Bool)>()
+    /// Opening the session: nothing runs until it is committed.
     private var busy = false
     private var closing = false
     /// Close once what is queued is answered (closeSession, a failed `addauth`, bad input).
@@ -157,6 +163,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
                 let (reply, decided) = try store.decide(.createSession(timeout: Int64(timeout)))
                 guard case .integer(let id) = reply else { throw TreeError.runtimeInconsistency }
                 afterCommit(decided) { [self] in
+                    busy = false
                     established(session: id, timeout: timeout)
                     process()
                 }
@@ -209,16 +216,14 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
 
     private func process() {
         while !busy && !closing, let next = queue.first {
-            if held != nil && !Self.isWrite(next.op) {
-                // A read waits for this connection's writes: it must see them.
-                waitForHeld()
-                return
-            }
+            // A read waits for this connection's writes: it must see them.
+            if !batches.isEmpty && !Self.isWrite(next.op) { break }
             queue.removeFirst()
             run(next.xid, next.op, next.request, next.received)
         }
         guard !busy && !closing else { return }
-        if held != nil { waitForHeld(); return }
+        if let last = batches.last, !last.waiting { waitFor(last.decided) }
+        guard batches.isEmpty else { return }
         if let xid = pendingUnimplemented {
             pendingUnimplemented = nil
             takeEvents()
@@ -234,13 +239,22 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func waitForHeld() {
-        guard let decided = held else { return }
-        busy = true
+    /// Waits for the last batch's txn; when it commits, every batch up to it is sent.
+    private func waitFor(_ decided: Decided) {
+        batches[batches.count - 1].waiting = true
         afterCommit(decided) { [self] in
-            held = nil
+            while let first = batches.first, first.decided.index <= decided.index {
+                out.append(contentsOf: first.bytes)
+                batches.removeFirst()
+            }
+            flush()
             process()
         }
+    }
+
+    /// Where a reply goes: into the last batch while any is held, else out at the next flush.
+    private func emit(_ bytes: [UInt8]) {
+        if batches.isEmpty { out.append(contentsOf: bytes) } else { batches[batches.count - 1].bytes.append(contentsOf: bytes) }
     }
 
     /// Runs `then` on the event loop once `decided` has committed (and is visible).
@@ -249,7 +263,6 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         let then = NIOLoopBound(then, eventLoop: loop)
         store.whenCommitted(decided) { [self] error in
             loop.execute { [self] in
-                busy = false
                 if let error {
                     fail("the store failed: \(error)")
                     flush()
@@ -344,8 +357,12 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         do {
             let (result, decided) = try store.decide(operation, unless: refusal)
             let zxid = Int64(bitPattern: decided.index)
+            if !decided.isCommitted {
+                // Into the open batch (its txn is now this later one), or a new batch while
+                // the last one's sync runs.
+                if let last = batches.last, !last.waiting { batches[batches.count - 1].decided = decided } else { batches.append((decided, [], false)) }
+            }
             answer(result, zxid, decided)
-            if !decided.isCommitted { held = decided }
             return zxid
         } catch {
             fail("the store failed: \(error)")
@@ -697,7 +714,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         var writer = JuteWriter()
         ZKCodec.replyHeader(xid: xid, zxid: zxid, err: err, into: &writer)
         if err == 0 || body == nil { body?(&writer) }
-        out.append(contentsOf: writer.frame)
+        emit(writer.frame)
         server.packetsSent.add(1, ordering: .relaxed)
         info.lock.withLock { info.sent += 1 }
     }
@@ -732,7 +749,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             var writer = JuteWriter()
             ZKCodec.replyHeader(xid: -1, zxid: event.zxid, err: 0, into: &writer)
             ZKCodec.watcherEvent(type: event.type.rawValue, path: event.path, into: &writer)
-            out.append(contentsOf: writer.frame)
+            emit(writer.frame)
             server.packetsSent.add(1, ordering: .relaxed)
         }
     }
@@ -740,7 +757,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     /// The store fired watches: send the events now, unless replies are held for a commit (they
     /// then go first, when it lands).
     private func deliverEvents() {
-        guard !closing, session != 0, held == nil, !busy else { return }
+        guard !closing, session != 0, batches.isEmpty, !busy else { return }
         takeEvents()
         flush()
     }
@@ -752,7 +769,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             out.removeAll(keepingCapacity: out.count < 1 << 16)
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        if closeReason != nil && queue.isEmpty { close(context) }
+        if closeReason != nil && queue.isEmpty && batches.isEmpty { close(context) }
     }
 
     private func close(_ context: ChannelHandlerContext) {
