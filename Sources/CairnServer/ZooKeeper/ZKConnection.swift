@@ -257,24 +257,17 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         if batches.isEmpty { out.append(contentsOf: bytes) } else { batches[batches.count - 1].bytes.append(contentsOf: bytes) }
     }
 
-    /// Runs `then` on the event loop once `decided` has committed (and is visible).
+    /// Runs `then` on the event loop once `decided` has committed (and is visible), through
+    /// the loop's group commit.
     private func afterCommit(_ decided: Decided, _ then: @escaping () -> Void) {
         guard let loop = context?.eventLoop else { return }
-        let then = NIOLoopBound(then, eventLoop: loop)
-        store.whenCommitted(decided) { [self] error in
-            loop.execute { [self] in
-                if let error {
-                    fail("the store failed: \(error)")
-                    flush()
-                    return
-                }
-                do { try store.commitNow(decided) } catch {
-                    fail("the store failed: \(error)")
-                    flush()
-                    return
-                }
-                then.value()
+        server.committer(for: loop).add(decided) { [self] error in
+            if let error {
+                fail("the store failed: \(error)")
+                flush()
+                return
             }
+            then()
         }
     }
 

@@ -3,6 +3,7 @@ import CairnStorage
 import Crypto
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 
 /// Settings of `cairn serve`'s ZooKeeper listener.
@@ -145,6 +146,18 @@ final class ZKServerState: @unchecked Sendable {
     }
 
     var connections: [ZKClientInfo] { lock.withLock { Array(clients.values) } }
+
+    private var committers: [ObjectIdentifier: ZKCommitter] = [:]
+
+    /// The group commit of an event loop (made on first use).
+    func committer(for loop: EventLoop) -> ZKCommitter {
+        lock.withLock {
+            if let committer = committers[ObjectIdentifier(loop)] { return committer }
+            let committer = ZKCommitter(store: store, loop: loop)
+            committers[ObjectIdentifier(loop)] = committer
+            return committer
+        }
+    }
 
     func recordLatency(_ milliseconds: Double) {
         lock.withLock { latency.add(milliseconds) }

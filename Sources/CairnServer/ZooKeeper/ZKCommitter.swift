@@ -1,0 +1,49 @@
+import Cairn
+import CairnStorage
+import NIOCore
+
+/// Group commit for the connections of one event loop, with the loop thread as the sync
+/// leader. A connection that holds replies for a decided txn registers here; once the loop has
+/// read and decided everything that arrived in this tick (a task runs after the tick's reads),
+/// one `commitNow` of the newest txn syncs them all, on the loop thread, and every waiting
+/// batch is answered. The sync blocks this loop for one `fdatasync`, but saves the two thread
+/// hand-offs of a background sync (wake the flusher, wake the loop), which on a small machine
+/// cost more than the sync itself: `cairn bench zk`, create 1 client × 1 in flight, went from
+/// 13.9k to 25.9k ops/s, 16 × 1 from 58k to 82k.
+final class ZKCommitter {
+    private let store: Store
+    private let loop: EventLoop
+    private var waiting: [(decided: Decided, done: (StoreError?) -> Void)] = []
+    private var scheduled = false
+
+    init(store: Store, loop: EventLoop) {
+        self.store = store
+        self.loop = loop
+    }
+
+    /// Calls `done` on the loop once `decided` is committed and visible (or the store failed).
+    func add(_ decided: Decided, _ done: @escaping (StoreError?) -> Void) {
+        loop.preconditionInEventLoop()
+        waiting.append((decided, done))
+        guard !scheduled else { return }
+        scheduled = true
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        loop.execute { bound.value.run() }
+    }
+
+    private func run() {
+        scheduled = false
+        let batch = waiting
+        waiting.removeAll(keepingCapacity: true)
+        guard let newest = batch.max(by: { $0.decided.index < $1.decided.index }) else { return }
+        var failure: StoreError?
+        do { try store.commitNow(newest.decided) } catch { failure = error }
+        for entry in batch {
+            // Each is covered by the newest (or fails with it); commitNow of a committed txn
+            // only publishes, which is done.
+            var error = failure
+            if error == nil { do { try store.commitNow(entry.decided) } catch let e { error = e } }
+            entry.done(error)
+        }
+    }
+}
