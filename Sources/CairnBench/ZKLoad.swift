@@ -104,7 +104,6 @@ public enum ZKLoad {
     /// One session on a blocking socket.
     final class Connection: @unchecked Sendable {
         let fd: Int32
-        private var buffer: [UInt8] = []
         private var xid: Int32 = 0
 
         init(host: String, port: Int) throws {
@@ -127,7 +126,10 @@ public enum ZKLoad {
             guard let response = frame(), response.count >= 20 else { throw LoadError(description: "no connect response from \(host):\(port)") }
         }
 
-        deinit { close(fd) }
+        deinit {
+            close(fd)
+            inbox.deallocate()
+        }
 
         func send(_ bytes: [UInt8]) {
             var sent = 0
@@ -138,42 +140,80 @@ public enum ZKLoad {
             }
         }
 
-        func frame() -> [UInt8]? {
+        /// Received bytes not yet consumed: `inbox[readAt..<filled]`, in one buffer allocated
+        /// for the connection's life, so a reply costs no allocation (but its body, if asked).
+        private let inbox = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 8)
+        private var readAt = 0
+        private var filled = 0
+
+        private func int(_ at: Int) -> Int32 {
+            Int32(bitPattern: UInt32(inbox[at]) << 24 | UInt32(inbox[at + 1]) << 16 | UInt32(inbox[at + 2]) << 8 | UInt32(inbox[at + 3]))
+        }
+
+        /// Makes sure a whole frame is buffered; returns its payload's range in `inbox`.
+        private func nextFrame() -> Range<Int>? {
             while true {
-                if buffer.count >= 4 {
-                    let length = Int(UInt32(buffer[0]) << 24 | UInt32(buffer[1]) << 16 | UInt32(buffer[2]) << 8 | UInt32(buffer[3]))
-                    if buffer.count >= 4 + length {
-                        let frame = Array(buffer[4..<4 + length])
-                        buffer.removeFirst(4 + length)
-                        return frame
+                let available = filled - readAt
+                if available >= 4 {
+                    let length = Int(UInt32(bitPattern: int(readAt)))
+                    guard length <= inbox.count - 4 else { return nil }
+                    if available >= 4 + length {
+                        let range = readAt + 4..<readAt + 4 + length
+                        readAt += 4 + length
+                        return range
                     }
                 }
-                var chunk = [UInt8](repeating: 0, count: 65536)
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if readAt == filled {
+                    readAt = 0
+                    filled = 0
+                } else if inbox.count - filled < 1 << 16 {
+                    // Move what is left to the front.
+                    inbox.baseAddress!.copyMemory(from: inbox.baseAddress! + readAt, byteCount: filled - readAt)
+                    filled -= readAt
+                    readAt = 0
+                }
+                let n = recv(fd, inbox.baseAddress! + filled, inbox.count - filled, 0)
                 if n <= 0 { return nil }
-                buffer.append(contentsOf: chunk[0..<n])
+                filled += n
             }
         }
+
+        func frame() -> [UInt8]? { nextFrame().map { Array(inbox[$0]) } }
+
+        /// The frame's length prefix goes in front once the body is written.
+        private var writer = JuteWriter()
 
         func request(_ op: ZKOpCode, _ request: ZKRequest) -> Int32 {
             xid += 1
-            var w = JuteWriter()
-            ZKCodec.encode(xid: xid, op: op, request, into: &w)
-            send(w.frame)
+            writer.reset()
+            writer.int(0)
+            ZKCodec.encode(xid: xid, op: op, request, into: &writer)
+            writer.patchInt(Int32(writer.bytes.count - 4), at: 0)
+            writer.bytes.withUnsafeBytes { raw in
+                var sent = 0
+                while sent < raw.count {
+                    let n = Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                    if n <= 0 { return }
+                    sent += n
+                }
+            }
             return xid
         }
 
-        /// The next reply's xid and error code (watch events are skipped).
-        func reply() throws -> (xid: Int32, err: Int32, body: JuteReader) {
-            while let frame = frame() {
-                var reader = JuteReader(frame)
-                let xid = try reader.int()
-                _ = try reader.long()
-                let err = try reader.int()
+        /// The next reply's xid and error code (watch events are skipped), read in place.
+        func replyHeader() throws -> (xid: Int32, err: Int32, body: Range<Int>) {
+            while let range = nextFrame() {
+                guard range.count >= 16 else { throw LoadError(description: "a reply of \(range.count) bytes") }
+                let xid = int(range.lowerBound)
                 if xid == -1 { continue }
-                return (xid, err, reader)
+                return (xid, int(range.lowerBound + 12), range.lowerBound + 16..<range.upperBound)
             }
             throw LoadError(description: "the server closed the connection or did not answer in 30 s")
+        }
+
+        func reply() throws -> (xid: Int32, err: Int32, body: JuteReader) {
+            let (xid, err, body) = try replyHeader()
+            return (xid, err, JuteReader(Array(inbox[body])))
         }
 
         func expectOK(_ op: ZKOpCode, _ body: ZKRequest) throws {
@@ -210,7 +250,7 @@ public enum ZKLoad {
                     if sent == 0 { firstXid = xid }
                     sent += 1
                 }
-                let answer = try reply()
+                let answer = try replyHeader()
                 let index = Int(answer.xid - firstXid)
                 guard index == received else { throw LoadError(description: "reply \(answer.xid) out of order (expected \(firstXid + Int32(received)))") }
                 histogram.record(monotonicNanoseconds() - sentAt[index])

@@ -98,13 +98,11 @@ public struct JuteWriter {
     public init() {}
 
     public mutating func int(_ value: Int32) {
-        let v = UInt32(bitPattern: value)
-        bytes.append(contentsOf: [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)])
+        withUnsafeBytes(of: UInt32(bitPattern: value).bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     public mutating func long(_ value: Int64) {
-        let v = UInt64(bitPattern: value)
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(v >> UInt64(shift) & 0xFF)) }
+        withUnsafeBytes(of: UInt64(bitPattern: value).bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     public mutating func boolean(_ value: Bool) { bytes.append(value ? 1 : 0) }
@@ -121,6 +119,19 @@ public struct JuteWriter {
         guard let items else { int(-1); return }
         int(Int32(items.count))
         for value in items { item(&self, value) }
+    }
+
+    /// Empties the writer, keeping its storage (a writer reused per request allocates nothing).
+    public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+
+    /// Overwrites 4 bytes at `offset` with `value` (a length prefix written after its body).
+    public mutating func patchInt(_ value: Int32, at offset: Int) {
+        precondition(offset >= 0 && offset + 4 <= bytes.count, "patch outside the bytes written")
+        let v = UInt32(bitPattern: value)
+        bytes[offset] = UInt8(v >> 24)
+        bytes[offset + 1] = UInt8(v >> 16 & 0xFF)
+        bytes[offset + 2] = UInt8(v >> 8 & 0xFF)
+        bytes[offset + 3] = UInt8(v & 0xFF)
     }
 
     /// The bytes with ZooKeeper's 4-byte big-endian length prefix.

@@ -703,11 +703,16 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: Replies
 
+    /// Reused for every reply: the frame is written in place, its length patched in after.
+    private var scratch = JuteWriter()
+
     private func reply(xid: Int32, zxid: Int64, err: Int32, _ body: ((inout JuteWriter) -> Void)? = nil) {
-        var writer = JuteWriter()
-        ZKCodec.replyHeader(xid: xid, zxid: zxid, err: err, into: &writer)
-        if err == 0 || body == nil { body?(&writer) }
-        emit(writer.frame)
+        scratch.reset()
+        scratch.int(0)
+        ZKCodec.replyHeader(xid: xid, zxid: zxid, err: err, into: &scratch)
+        if err == 0 || body == nil { body?(&scratch) }
+        scratch.patchInt(Int32(scratch.bytes.count - 4), at: 0)
+        emit(scratch.bytes)
         server.packetsSent.add(1, ordering: .relaxed)
         info.lock.withLock { info.sent += 1 }
     }
@@ -739,10 +744,12 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Moves fired watch events ahead of what is answered next.
     private func takeEvents() {
         for event in outbox.take() {
-            var writer = JuteWriter()
-            ZKCodec.replyHeader(xid: -1, zxid: event.zxid, err: 0, into: &writer)
-            ZKCodec.watcherEvent(type: event.type.rawValue, path: event.path, into: &writer)
-            emit(writer.frame)
+            scratch.reset()
+            scratch.int(0)
+            ZKCodec.replyHeader(xid: -1, zxid: event.zxid, err: 0, into: &scratch)
+            ZKCodec.watcherEvent(type: event.type.rawValue, path: event.path, into: &scratch)
+            scratch.patchInt(Int32(scratch.bytes.count - 4), at: 0)
+            emit(scratch.bytes)
             server.packetsSent.add(1, ordering: .relaxed)
         }
     }
