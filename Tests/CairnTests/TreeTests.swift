@@ -130,4 +130,36 @@ import Testing
         #expect(try reopened.get("key") == "value")
         try reopened.close()
     }
+
+    /// ACLs are kept and versioned by the store (checked by servers): create with one, setACL
+    /// with aversion, and both survive replay and a snapshot.
+    @Test func aclsAreStoredVersionedAndRecovered() throws {
+        let (store, disk, clock) = try makeStore()
+        let admin = ACLEntry(perms: ACLEntry.all, scheme: "digest", id: "admin:x8Ei5ZSq")
+        let readers = ACLEntry(perms: ACLEntry.read, scheme: "ip", id: "10.0.0.0/8")
+        try store.createNode("/guarded", data: "s", acl: [admin, readers])
+        try store.create("/open")
+        #expect(try store.getACL("/guarded").acl == [admin, readers])
+        #expect(try store.getACL("/open").acl == ACLEntry.openUnsafe)
+        #expect(throws: TreeError.invalidACL) { try store.createNode("/empty", acl: []) }
+        #expect(throws: TreeError.badVersion) { try store.setACL("/guarded", acl: [admin], version: 3) }
+        let stat = try store.setACL("/guarded", acl: [admin], version: 0)
+        #expect(stat.aversion == 1)
+        #expect(stat.version == 0, "setACL leaves the data version alone")
+        #expect(throws: TreeError.invalidACL) { try store.setACL("/guarded", acl: []) }
+        #expect(throws: TreeError.noNode) { try store.setACL("/nope", acl: [admin]) }
+        // The open ACL is stored as nothing.
+        try store.setACL("/open", acl: ACLEntry.openUnsafe)
+        #expect(store.stateView().tree.nodes["/open"]?.acl == [])
+        let before = store.stateView()
+        try store.close()
+        let replayed = try reopen(disk, clock: clock)
+        #expect(replayed.stateView() == before)
+        _ = try replayed.snapshot()
+        try replayed.close()
+        let fromSnapshot = try reopen(disk, clock: clock)
+        #expect(fromSnapshot.stateView() == before)
+        #expect(try fromSnapshot.getACL("/guarded") == ([admin], stat))
+        try fromSnapshot.close()
+    }
 }

@@ -31,6 +31,15 @@ import Testing
         .compareAndDelete("lock", token: "t"),
         .expireKeys(["a", Bytes([0])]),
         .expireNodes(["/t", "/c/ü"]),
+        .createNode(path: "/app", data: "v", kind: .persistent, sequential: false, ttl: 0, owner: 0),
+        .createNode(path: "/q/n-", data: "", kind: .ephemeral, sequential: true, ttl: 0, owner: 7,
+                    acl: [ACLEntry(perms: 31, scheme: "digest", id: "u:h"), ACLEntry(perms: 1, scheme: "world", id: "anyone")]),
+        .createNode(path: "/t", data: "x", kind: .ttl, sequential: false, ttl: 60_000, owner: 0),
+        .deleteNode(path: "/app", version: -1),
+        .setNodeData(path: "/app", data: "w", version: 3),
+        .checkNode(path: "/app", version: 0),
+        .setNodeACL(path: "/app", acl: [ACLEntry(perms: 1, scheme: "ip", id: "10.0.0.0/8")], version: -1),
+        .multi([.checkNode(path: "/a", version: 1), .createNode(path: "/a/b", data: "", kind: .container, sequential: false, ttl: 0, owner: 0)]),
         .createSession(timeout: 30_000),
         .closeSession(Int64.max),
         .inDatabase(3, .set("k", "v", condition: .always, expiry: .at(5), returnOld: false)),
@@ -56,6 +65,9 @@ import Testing
         #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 1, 99]) }
         // Found by FuzzTxnDecoder: an overlong varint (a final zero group) is not canonical.
         #expect(throws: TxnCodec.DecodeError.malformedVarint(offset: 1)) { try TxnCodec.decode([1, 0xFF, 0xFF, 0xFE, 0x00, 0x00]) }
+        // Canonical: a create with an empty ACL is written with tag 21, so tag 31 needs one.
+        #expect(throws: TxnCodec.DecodeError.invalidValue("empty ACL", offset: 3)) { try TxnCodec.decode([1, 0, 1, 31, 2, 0x2F, 0x61, 0, 0, 0, 0, 0, 0]) }
+        #expect((try? TxnCodec.decode([1, 0, 1, 21, 2, 0x2F, 0x61, 0, 0, 0, 0, 0]))?.operations.count == 1)
         // A count far beyond the bytes present is refused before anything is allocated for it.
         #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 0xFF, 0xFF, 0xFF, 0x7F]) }
         // Found by FuzzTxnDecoder: a logged pop with a negative count is refused, not trusted.
