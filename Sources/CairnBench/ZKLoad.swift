@@ -1,5 +1,6 @@
 import CairnServer
 import CairnStorage
+import CairnTesting
 import Foundation
 import Histogram
 #if canImport(Glibc)
@@ -103,42 +104,22 @@ public enum ZKLoad {
 
     /// One session on a blocking socket.
     final class Connection: @unchecked Sendable {
-        let fd: Int32
+        let socket: BlockingSocket
         private var xid: Int32 = 0
 
         init(host: String, port: Int) throws {
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr(host)
-            let result = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            do { socket = try BlockingSocket(host: host, port: port, readTimeoutSeconds: 30) } catch {
+                throw LoadError(description: "cannot connect to \(host):\(port): \(error)")
             }
-            guard result == 0 else { throw LoadError(description: "cannot connect to \(host):\(port): errno \(errno)") }
-            var one: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            var timeout = timeval(tv_sec: 30, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             var w = JuteWriter()
             w.int(0); w.long(0); w.int(30_000); w.long(0); w.buffer([UInt8](repeating: 0, count: 16)); w.boolean(false)
             send(w.frame)
             guard let response = frame(), response.count >= 20 else { throw LoadError(description: "no connect response from \(host):\(port)") }
         }
 
-        deinit {
-            close(fd)
-            inbox.deallocate()
-        }
+        deinit { inbox.deallocate() }
 
-        func send(_ bytes: [UInt8]) {
-            var sent = 0
-            while sent < bytes.count {
-                let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n <= 0 { return }
-                sent += n
-            }
-        }
+        func send(_ bytes: [UInt8]) { socket.send(bytes) }
 
         /// Received bytes not yet consumed: `inbox[readAt..<filled]`, in one buffer allocated
         /// for the connection's life, so a reply costs no allocation (but its body, if asked).
@@ -172,7 +153,7 @@ public enum ZKLoad {
                     filled -= readAt
                     readAt = 0
                 }
-                let n = recv(fd, inbox.baseAddress! + filled, inbox.count - filled, 0)
+                let n = socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: inbox[filled...]))
                 if n <= 0 { return nil }
                 filled += n
             }
@@ -189,14 +170,7 @@ public enum ZKLoad {
             writer.int(0)
             ZKCodec.encode(xid: xid, op: op, request, into: &writer)
             writer.patchInt(Int32(writer.bytes.count - 4), at: 0)
-            writer.bytes.withUnsafeBytes { raw in
-                var sent = 0
-                while sent < raw.count {
-                    let n = Glibc.send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
-                    if n <= 0 { return }
-                    sent += n
-                }
-            }
+            writer.bytes.withUnsafeBytes { socket.send($0) }
             return xid
         }
 

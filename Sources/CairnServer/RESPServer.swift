@@ -38,18 +38,8 @@ public final class RESPServer: @unchecked Sendable {
         }
         let state = ServerState(store: store, options: options)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 511)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RESPConnection(server: state))
-                }
-            }
         do {
-            let channel = try bootstrap.bind(host: options.host, port: options.port).wait()
+            let channel = try Listener.bind(group: group, host: options.host, port: options.port) { _ in RESPConnection(server: state) }
             let server = RESPServer(group: group, channel: channel, state: state)
             options.logger.info("RESP on \(options.host):\(server.port), \(threads) event-loop thread(s)")
             return server

@@ -37,34 +37,16 @@ final class TestServer {
 
 /// A raw RESP client over a blocking socket: sends bytes, reads replies, with a time limit.
 final class RawClient {
-    let fd: Int32
+    let socket: BlockingSocket
+    var fd: Int32 { socket.fd }
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else { throw CairnCLIError("connect to port \(port) failed: errno \(errno)") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        socket = try BlockingSocket(port: port, noDelay: false)
     }
-
-    deinit { close(fd) }
 
     func send(_ text: String) { send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
-            sent += n
-        }
-    }
+    func send(_ bytes: [UInt8]) { socket.send(bytes) }
 
     /// A command as a RESP array of bulk strings.
     func command(_ arguments: String...) { send(Self.encode(arguments)) }

@@ -2,6 +2,7 @@ import Cairn
 import CairnServer
 import CairnStorage
 import CairnTesting
+import CoreMetrics
 import Foundation
 import SystemPackage
 #if canImport(Glibc)
@@ -16,12 +17,13 @@ final class ZKTestServer {
     let clock = ManualClock()
     var port: Int { server.port }
 
-    init(policy: FsyncPolicy = .everysec, maxFrame: Int = ZKCodec.defaultMaxFrame) throws {
+    init(policy: FsyncPolicy = .everysec, maxFrame: Int = ZKCodec.defaultMaxFrame, metrics: (any MetricsFactory)? = nil) throws {
         let options = StoreOptions(fsyncPolicy: policy, clock: clock, fileSystem: SimulatedFileSystem(), activeExpiry: false)
         store = try Store.open(directory: "/store", options: options)
         var serverOptions = ZKServerOptions()
         serverOptions.port = 0
         serverOptions.maxFrame = maxFrame
+        serverOptions.metrics = metrics
         server = try ZKServer.start(store: store, options: serverOptions)
     }
 

@@ -3,6 +3,7 @@ import CairnServer
 import CairnStorage
 import CairnTesting
 import Foundation
+import MetricsTestKit
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -348,6 +349,19 @@ import Glibc
         #expect(try replies[replies.count - 1].strings().count == 200)
         // zxids rise with the requests.
         #expect(zip(replies.dropLast(2), replies.dropFirst().dropLast()).allSatisfy { $0.zxid < $1.zxid })
+    }
+
+    @Test func metricsCountRequestsAndGroupCommits() throws {
+        let metrics = TestMetrics()
+        let server = try ZKTestServer(policy: .always, metrics: metrics)
+        defer { server.stop() }
+        let client = try ZKRawClient(port: server.port)
+        try client.connect()
+        for i in 0..<10 { _ = client.send(.create, .create(path: "/m\(i)", data: [], acl: [.open], flags: 0, ttl: nil)) }
+        for _ in 0..<10 { #expect(try client.reply().err == 0) }
+        #expect(try client.call(.exists, .exists(path: "/m9", watch: false)).err == 0)
+        #expect(try metrics.expectCounter("cairn_zk_requests").totalValue == 11)
+        #expect(try metrics.expectTimer("cairn_zk_commit_wait").values.count >= 1)
     }
 
     @Test func hostileInputClosesOnlyThatConnection() throws {

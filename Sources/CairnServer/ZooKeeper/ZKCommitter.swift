@@ -1,5 +1,6 @@
 import Cairn
 import CairnStorage
+import CoreMetrics
 import NIOCore
 
 /// Group commit for the connections of one event loop, with the loop thread as the sync
@@ -13,12 +14,14 @@ import NIOCore
 final class ZKCommitter {
     private let store: Store
     private let loop: EventLoop
+    private let commitWait: CoreMetrics.Timer
     private var waiting: [(decided: Decided, done: (StoreError?) -> Void)] = []
     private var scheduled = false
 
-    init(store: Store, loop: EventLoop) {
+    init(store: Store, loop: EventLoop, commitWait: CoreMetrics.Timer) {
         self.store = store
         self.loop = loop
+        self.commitWait = commitWait
     }
 
     /// Calls `done` on the loop once `decided` is committed and visible (or the store failed).
@@ -37,7 +40,9 @@ final class ZKCommitter {
         waiting.removeAll(keepingCapacity: true)
         guard let newest = batch.max(by: { $0.decided.index < $1.decided.index }) else { return }
         var failure: StoreError?
+        let started = monotonicNanoseconds()
         do { try store.commitNow(newest.decided) } catch { failure = error }
+        commitWait.recordNanoseconds(monotonicNanoseconds() - started)
         for entry in batch {
             // Each is covered by the newest (or fails with it); commitNow of a committed txn
             // only publishes, which is done.

@@ -298,7 +298,9 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         default:
             zxid = read(xid, op, request)
         }
-        let latency = Double((ContinuousClock.now - received).components.attoseconds) / 1e15 + Double((ContinuousClock.now - received).components.seconds) * 1000
+        server.requests.increment()
+        let elapsed = (ContinuousClock.now - received).components
+        let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
         server.recordLatency(latency)
         info.lock.withLock {
             info.received += 1

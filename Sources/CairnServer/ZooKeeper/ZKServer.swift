@@ -34,19 +34,10 @@ public final class ZKServer: @unchecked Sendable {
         try ensureSystemNodes(store)
         let state = ZKServerState(store: store, options: options)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 511)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let address = channel.remoteAddress.map { "/\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-                    try channel.pipeline.syncOperations.addHandler(ZKConnection(server: state, address: address))
-                }
-            }
         do {
-            let channel = try bootstrap.bind(host: options.host, port: options.port).wait()
+            let channel = try Listener.bind(group: group, host: options.host, port: options.port) { channel in
+                ZKConnection(server: state, address: channel.remoteAddress.map { "/\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?")
+            }
             let server = ZKServer(group: group, channel: channel, state: state)
             options.logger.info("ZooKeeper on \(options.host):\(server.port), session timeouts \(options.minSessionTimeout)-\(options.maxSessionTimeout) ms")
             return server

@@ -2,6 +2,7 @@ import Cairn
 import CairnStorage
 import Crypto
 import Foundation
+import CoreMetrics
 import Logging
 import NIOCore
 import Synchronization
@@ -26,6 +27,9 @@ public struct ZKServerOptions: Sendable {
     public var dataDirectory = ""
     /// Start and stop lines, closed connections and why; nothing per request.
     public var logger = Logger(label: "cairn.zk", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// Where `cairn_zk_requests` (a counter, by op) and `cairn_zk_commit_wait` (a timer per
+    /// group commit the event loop led) go; the process's metrics system when nil.
+    public var metrics: (any MetricsFactory)?
 
     public init() {}
 }
@@ -96,11 +100,16 @@ final class ZKServerState: @unchecked Sendable {
     let packetsReceived = Atomic<Int>(0)
     let packetsSent = Atomic<Int>(0)
     var latency = LatencyStats()
+    let requests: Counter
+    let commitWait: CoreMetrics.Timer
 
     init(store: Store, options: ZKServerOptions) {
         self.store = store
         self.options = options
         key = SymmetricKey(data: options.sessionSecret)
+        let factory = options.metrics ?? MetricsSystem.factory
+        requests = Counter(label: "cairn_zk_requests", factory: factory)
+        commitWait = CoreMetrics.Timer(label: "cairn_zk_commit_wait", factory: factory)
     }
 
     /// A session's password: the first 16 bytes of HMAC-SHA256(secret, id). Nothing to store,
@@ -153,7 +162,7 @@ final class ZKServerState: @unchecked Sendable {
     func committer(for loop: EventLoop) -> ZKCommitter {
         lock.withLock {
             if let committer = committers[ObjectIdentifier(loop)] { return committer }
-            let committer = ZKCommitter(store: store, loop: loop)
+            let committer = ZKCommitter(store: store, loop: loop, commitWait: commitWait)
             committers[ObjectIdentifier(loop)] = committer
             return committer
         }
