@@ -35,7 +35,7 @@ echo "| appendfsync | -P | test | Cairn ops/s | Redis ops/s | ratio | Cairn p99 
 echo "|---|---|---|---|---|---|---|---|"
 for policy in $POLICIES; do
   mkdir -p "$work/cairn-$policy" "$work/redis-$policy"
-  "$CAIRN" serve --dir "$work/cairn-$policy" --resp-port "$CAIRN_PORT" --appendfsync "$policy" >"$work/cairn-$policy.log" 2>&1 &
+  "$CAIRN" serve --dir "$work/cairn-$policy" --resp-port "$CAIRN_PORT" --zk-port off --appendfsync "$policy" >"$work/cairn-$policy.log" 2>&1 &
   cairn_pid=$!; pids+=("$cairn_pid")
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync "$policy" \
     --dir "$work/redis-$policy" --daemonize no >"$work/redis-$policy.log" 2>&1 &

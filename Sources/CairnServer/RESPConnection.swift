@@ -161,9 +161,9 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         afterHeldCommits { [self] in }
     }
 
-    /// Waits (without a Swift task: the log calls back, we hop to the event loop) for the held
-    /// write to commit, makes it visible, runs `then`, and goes on with the queue. Under `no`
-    /// and `everysec` a written txn is committed already: no waiting at all.
+    /// Waits (without a Swift task: the event loop leads the sync, see ``LoopCommitter``) for
+    /// the held write to commit, makes it visible, runs `then`, and goes on with the queue.
+    /// Under `no` and `everysec` a written txn is committed already: no waiting at all.
     private func afterHeldCommits(_ then: @escaping @Sendable () -> Void) {
         guard let decided = held, let context else { return }
         let store = self.store
@@ -176,19 +176,16 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         busy = true
-        let loop = context.eventLoop
         let started = monotonicNanoseconds()
-        store.whenCommitted(decided) { [self] error in
-            loop.execute { [self] in
-                server.commitWait.recordNanoseconds(monotonicNanoseconds() - started)
-                busy = false
-                held = nil
-                if let error { failed(error); return }
-                do { try store.commitNow(decided) } catch { failed(error); return }
-                then()
-                commitDone()
-                process()
-            }
+        // The loop's group commit: one inline sync once this tick's reads are decided.
+        server.committers.committer(for: context.eventLoop).add(decided) { [self] error in
+            server.commitWait.recordNanoseconds(monotonicNanoseconds() - started)
+            busy = false
+            held = nil
+            if let error { failed(error); return }
+            then()
+            commitDone()
+            process()
         }
     }
 

@@ -48,6 +48,8 @@ final class ServerState: @unchecked Sendable {
 
     let commandCounter: Counter
     let commitWait: CoreMetrics.Timer
+    /// Group commit led by each event loop (see ``LoopCommitter``).
+    let committers: LoopCommitters
 
     init(store: Store, options: RESPServerOptions) {
         self.store = store
@@ -55,6 +57,7 @@ final class ServerState: @unchecked Sendable {
         let factory = options.metrics ?? MetricsSystem.factory
         commandCounter = Counter(label: "cairn_resp_commands", factory: factory)
         commitWait = CoreMetrics.Timer(label: "cairn_resp_commit_wait", factory: factory)
+        committers = LoopCommitters(store: store, commitWait: nil)
         lastSave = Int64(Date().timeIntervalSince1970)
     }
 

@@ -23,8 +23,8 @@ struct ServeCommand: ParsableCommand {
     var bind: String?
     @Option(name: .customLong("resp-port"), help: "RESP port (default 6379; 0: any free port).")
     var respPort: Int?
-    @Option(name: .customLong("zk-port"), help: "ZooKeeper client port (default 2181; 0: any free port; -1: no ZooKeeper listener).")
-    var zkPort: Int?
+    @Option(name: .customLong("zk-port"), help: "ZooKeeper client port (default 2181; 0: any free port; off: no ZooKeeper listener).")
+    var zkPort: String?
     @Option(name: .customLong("zk-min-session-timeout"), help: "Shortest ZooKeeper session timeout a client may negotiate, ms (default 4000).")
     var zkMinSessionTimeout: Int32?
     @Option(name: .customLong("zk-max-session-timeout"), help: "Longest ZooKeeper session timeout a client may negotiate, ms (default 40000).")
@@ -63,7 +63,13 @@ struct ServeCommand: ParsableCommand {
         guard let dir = dir ?? file["dir"] else { throw ValidationError("give the data directory: --dir DIR (or `dir` in --config)") }
         let bind = try setting(bind, "bind", { $0.split(separator: " ").first.map(String.init) }, "127.0.0.1")
         let respPort = try setting(respPort, "port", { Int($0) }, 6379)
-        let zkPort = try setting(zkPort, "zk-port", { Int($0) }, 2181)
+        // "off" (or -1) runs no ZooKeeper listener.
+        let zkPort = try setting(zkPort.map { $0 }, "zk-port", { $0 }, "2181")
+        let zkPortNumber: Int
+        if zkPort.lowercased() == "off" || zkPort == "-1" { zkPortNumber = -1 } else {
+            guard let number = Int(zkPort), (0...65535).contains(number) else { throw ValidationError("zk-port must be a port number or off, not '\(zkPort)'") }
+            zkPortNumber = number
+        }
         let zkMinTimeout = try setting(zkMinSessionTimeout, "zk-min-session-timeout", { Int32($0) }, 4000)
         let zkMaxTimeout = try setting(zkMaxSessionTimeout, "zk-max-session-timeout", { Int32($0) }, 40_000)
         let requirepass = requirepass ?? file["requirepass"]
@@ -99,11 +105,11 @@ struct ServeCommand: ParsableCommand {
             throw ExitCode(2)
         }
         var zkServer: ZKServer?
-        if zkPort >= 0 {
+        if zkPortNumber >= 0 {
             var zkOptions = ZKServerOptions()
             zkOptions.logger = logger
             zkOptions.host = bind
-            zkOptions.port = zkPort
+            zkOptions.port = zkPortNumber
             zkOptions.minSessionTimeout = zkMinTimeout
             zkOptions.maxSessionTimeout = zkMaxTimeout
             zkOptions.maxClients = maxclients

@@ -60,6 +60,17 @@ import Glibc
         #expect(missing.isEmpty, "acknowledged writes lost after kill -9: \(missing.prefix(10))")
     }
 
+    @Test func zkPortOffRunsNoZooKeeperListener() throws {
+        let directory = TemporaryDirectory("zk-off")
+        defer { directory.cleanup() }
+        let serve = try ServeProcess(arguments: ["serve", "--dir", directory.path.string, "--resp-port", "0", "--zk-port", "off"])
+        defer { serve.kill9() }
+        #expect(serve.zkPort == nil)
+        let bad = try runCairn(["serve", "--dir", directory.path.string, "--zk-port", "twenty"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("zk-port must be a port number or off, not 'twenty'"), "\(bad.output)")
+    }
+
     @Test func kazooDrivesEveryOperationAndTheRecipes() throws {
         guard let check = try runTool("/usr/bin/env", ["python3", "-c", "import kazoo"]), check.status == 0 else {
             print("skipping kazoo: python3 or the kazoo package is missing (pip install kazoo; scripts/install-deps does it)")

@@ -261,7 +261,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     /// the loop's group commit.
     private func afterCommit(_ decided: Decided, _ then: @escaping () -> Void) {
         guard let loop = context?.eventLoop else { return }
-        server.committer(for: loop).add(decided) { [self] error in
+        server.committers.committer(for: loop).add(decided) { [self] error in
             if let error {
                 fail("the store failed: \(error)")
                 flush()

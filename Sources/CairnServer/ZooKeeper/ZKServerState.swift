@@ -110,6 +110,7 @@ final class ZKServerState: @unchecked Sendable {
         let factory = options.metrics ?? MetricsSystem.factory
         requests = Counter(label: "cairn_zk_requests", factory: factory)
         commitWait = CoreMetrics.Timer(label: "cairn_zk_commit_wait", factory: factory)
+        committers = LoopCommitters(store: store, commitWait: commitWait)
     }
 
     /// A session's password: the first 16 bytes of HMAC-SHA256(secret, id). Nothing to store,
@@ -156,17 +157,7 @@ final class ZKServerState: @unchecked Sendable {
 
     var connections: [ZKClientInfo] { lock.withLock { Array(clients.values) } }
 
-    private var committers: [ObjectIdentifier: ZKCommitter] = [:]
-
-    /// The group commit of an event loop (made on first use).
-    func committer(for loop: EventLoop) -> ZKCommitter {
-        lock.withLock {
-            if let committer = committers[ObjectIdentifier(loop)] { return committer }
-            let committer = ZKCommitter(store: store, loop: loop, commitWait: commitWait)
-            committers[ObjectIdentifier(loop)] = committer
-            return committer
-        }
-    }
+    let committers: LoopCommitters
 
     func recordLatency(_ milliseconds: Double) {
         lock.withLock { latency.add(milliseconds) }
