@@ -34,8 +34,10 @@ public enum ZKLoad {
     /// Runs `operations` requests of one kind (split over the clients) and measures them.
     /// Setup (the parent, the nodes to read, set or delete) is not timed; everything made is
     /// removed afterwards.
-    public static func run(host: String, port: Int, operation: Operation, operations: Int, clients: Int, pipeline: Int, valueSize: Int = 100) throws -> Result {
-        precondition(clients >= 1 && pipeline >= 1 && operations >= clients)
+    /// `threads` client threads share the connections, each driving its share with `poll`, so
+    /// sixteen clients need not be sixteen threads competing with the server for the cores.
+    public static func run(host: String, port: Int, operation: Operation, operations: Int, clients: Int, pipeline: Int, valueSize: Int = 100, threads: Int = 1) throws -> Result {
+        precondition(clients >= 1 && pipeline >= 1 && operations >= clients && threads >= 1)
         let root = "/zkload-\(UInt32.random(in: 0...UInt32.max))"
         let admin = try Connection(host: host, port: port)
         try admin.expectOK(.create, .create(path: root, data: [], acl: [.open], flags: 0, ttl: nil))
@@ -58,30 +60,37 @@ public enum ZKLoad {
             for i in 0..<10 { try admin.expectOK(.create, .create(path: "\(root)/child\(i)", data: [], acl: [.open], flags: 0, ttl: nil)) }
         }
 
-        let slots = (0..<clients).map { _ in Slot() }
+        let make: @Sendable (Int, Int) -> (ZKOpCode, ZKRequest) = { client, i in
+            switch operation {
+            case .create: return (.create, .create(path: path(client, i), data: value, acl: [.open], flags: 0, ttl: nil))
+            case .setData: return (.setData, .setData(path: path(client, 0), data: value, version: -1))
+            case .getData: return (.getData, .getData(path: path(client, 0), watch: false))
+            case .exists: return (.exists, .exists(path: path(client, 0), watch: false))
+            case .getChildren: return (.getChildren2, .getChildren(path: root, watch: false))
+            case .delete: return (.delete, .delete(path: path(client, i), version: -1))
+            }
+        }
+        let workers = min(threads, clients)
+        let slots = (0..<workers).map { _ in Slot() }
         let group = DispatchGroup()
         let start = monotonicNanoseconds()
-        for client in 0..<clients {
+        for worker in 0..<workers {
             group.enter()
             let thread = Thread {
                 defer { group.leave() }
-                let connection = connections[client]
-                let slot = slots[client]
-                let errors = try? connection.measured(perClient, depth: pipeline, into: &slot.histogram) { i in
-                    switch operation {
-                    case .create: return (.create, .create(path: path(client, i), data: value, acl: [.open], flags: 0, ttl: nil))
-                    case .setData: return (.setData, .setData(path: path(client, 0), data: value, version: -1))
-                    case .getData: return (.getData, .getData(path: path(client, 0), watch: false))
-                    case .exists: return (.exists, .exists(path: path(client, 0), watch: false))
-                    case .getChildren: return (.getChildren2, .getChildren(path: root, watch: false))
-                    case .delete: return (.delete, .delete(path: path(client, i), version: -1))
-                    }
+                let slot = slots[worker]
+                let mine = Array(stride(from: worker, to: clients, by: workers))
+                do {
+                    slot.errors = try drive(mine.map { (connections[$0], $0) }, count: perClient, depth: pipeline, into: &slot.histogram, make)
+                } catch {
+                    slot.errors = perClient * mine.count
+                    slot.failure = "\(error)"
                 }
-                slot.errors = errors ?? perClient
             }
             thread.start()
         }
         group.wait()
+        if let failure = slots.compactMap(\.failure).first { throw LoadError(description: failure) }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         var total = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
         for slot in slots { total.add(slot.histogram) }
@@ -100,6 +109,50 @@ public enum ZKLoad {
     final class Slot: @unchecked Sendable {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
         var errors = 0
+        var failure: String?
+    }
+
+    /// Drives several connections from one thread: each keeps up to `depth` of its `count`
+    /// requests in flight; `poll` says which have replies. Each reply's latency (send to reply)
+    /// is recorded; returns how many answered an error.
+    static func drive(
+        _ clients: [(connection: Connection, id: Int)], count: Int, depth: Int, into histogram: inout Histogram<UInt64>,
+        _ make: (Int, Int) -> (ZKOpCode, ZKRequest)
+    ) throws -> Int {
+        var sentAt = [[UInt64]](repeating: [UInt64](repeating: 0, count: count), count: clients.count)
+        var sent = [Int](repeating: 0, count: clients.count), received = sent
+        var firstXid = [Int32](repeating: 0, count: clients.count)
+        var fds = clients.map { pollfd(fd: $0.connection.socket.fd, events: Int16(POLLIN), revents: 0) }
+        var errors = 0, done = 0
+        let deadline = monotonicNanoseconds() + 300_000_000_000  // bounded: 5 minutes at most
+        while done < clients.count {
+            for c in clients.indices {
+                while sent[c] < count && sent[c] - received[c] < depth {
+                    let (op, body) = make(clients[c].id, sent[c])
+                    sentAt[c][sent[c]] = monotonicNanoseconds()
+                    let xid = clients[c].connection.request(op, body)
+                    if sent[c] == 0 { firstXid[c] = xid }
+                    sent[c] += 1
+                }
+            }
+            guard poll(&fds, nfds_t(fds.count), 30_000) > 0, monotonicNanoseconds() < deadline else {
+                throw LoadError(description: "no reply in 30 s (or the run passed 5 minutes)")
+            }
+            for c in clients.indices where fds[c].revents != 0 {
+                fds[c].revents = 0
+                let connection = clients[c].connection
+                guard connection.receiveOnce() else { throw LoadError(description: "the server closed a connection") }
+                while let answer = try connection.bufferedReplyHeader() {
+                    let index = Int(answer.xid - firstXid[c])
+                    guard index == received[c] else { throw LoadError(description: "reply \(answer.xid) out of order (expected \(firstXid[c] + Int32(received[c])))") }
+                    histogram.record(monotonicNanoseconds() - sentAt[c][index])
+                    if answer.err != 0 { errors += 1 }
+                    received[c] += 1
+                    if received[c] == count { done += 1 }
+                }
+            }
+        }
+        return errors
     }
 
     /// One session on a blocking socket.
@@ -131,31 +184,40 @@ public enum ZKLoad {
             Int32(bitPattern: UInt32(inbox[at]) << 24 | UInt32(inbox[at + 1]) << 16 | UInt32(inbox[at + 2]) << 8 | UInt32(inbox[at + 3]))
         }
 
-        /// Makes sure a whole frame is buffered; returns its payload's range in `inbox`.
+        /// The next whole frame already received, as its payload's range in `inbox`.
+        private func bufferedFrame() -> Range<Int>? {
+            let available = filled - readAt
+            guard available >= 4 else { return nil }
+            let length = Int(UInt32(bitPattern: int(readAt)))
+            guard available >= 4 + length else { return nil }
+            let range = readAt + 4..<readAt + 4 + length
+            readAt += 4 + length
+            return range
+        }
+
+        /// One `recv` into the free end of the buffer (moving what is left to the front when
+        /// space runs short); false at end of stream, on timeout, or for a frame too large.
+        func receiveOnce() -> Bool {
+            if readAt == filled {
+                readAt = 0
+                filled = 0
+            } else if inbox.count - filled < 1 << 16 {
+                inbox.baseAddress!.copyMemory(from: inbox.baseAddress! + readAt, byteCount: filled - readAt)
+                filled -= readAt
+                readAt = 0
+                guard filled < inbox.count else { return false }
+            }
+            let n = socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: inbox[filled...]))
+            if n <= 0 { return false }
+            filled += n
+            return true
+        }
+
+        /// Makes sure a whole frame is buffered (receiving as needed); its payload's range.
         private func nextFrame() -> Range<Int>? {
             while true {
-                let available = filled - readAt
-                if available >= 4 {
-                    let length = Int(UInt32(bitPattern: int(readAt)))
-                    guard length <= inbox.count - 4 else { return nil }
-                    if available >= 4 + length {
-                        let range = readAt + 4..<readAt + 4 + length
-                        readAt += 4 + length
-                        return range
-                    }
-                }
-                if readAt == filled {
-                    readAt = 0
-                    filled = 0
-                } else if inbox.count - filled < 1 << 16 {
-                    // Move what is left to the front.
-                    inbox.baseAddress!.copyMemory(from: inbox.baseAddress! + readAt, byteCount: filled - readAt)
-                    filled -= readAt
-                    readAt = 0
-                }
-                let n = socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: inbox[filled...]))
-                if n <= 0 { return nil }
-                filled += n
+                if let range = bufferedFrame() { return range }
+                guard receiveOnce() else { return nil }
             }
         }
 
@@ -172,6 +234,17 @@ public enum ZKLoad {
             writer.patchInt(Int32(writer.bytes.count - 4), at: 0)
             writer.bytes.withUnsafeBytes { socket.send($0) }
             return xid
+        }
+
+        /// A reply already received (watch events skipped), read in place; nil when none is.
+        func bufferedReplyHeader() throws -> (xid: Int32, err: Int32)? {
+            while let range = bufferedFrame() {
+                guard range.count >= 16 else { throw LoadError(description: "a reply of \(range.count) bytes") }
+                let xid = int(range.lowerBound)
+                if xid == -1 { continue }
+                return (xid, int(range.lowerBound + 12))
+            }
+            return nil
         }
 
         /// The next reply's xid and error code (watch events are skipped), read in place.

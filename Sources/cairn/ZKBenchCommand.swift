@@ -12,7 +12,7 @@ struct ZKBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zk",
         abstract: "Benchmark ZooKeeper operations over the wire: Cairn's listener, or any server at --port.",
-        discussion: "A load generator that is not client-bound: one thread and connection per client, each with --pipeline requests in flight. Benchmarks/zk-vs-zookeeper.sh runs it against Cairn and Apache ZooKeeper side by side."
+        discussion: "A load generator that is not client-bound: one connection per client, each with --pipeline requests in flight, driven by --client-threads threads with poll. Benchmarks/zk-vs-zookeeper.sh runs it against Cairn and Apache ZooKeeper side by side."
     )
 
     @Option(help: "Comma-separated operations: \(ZKLoad.Operation.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -23,6 +23,8 @@ struct ZKBenchCommand: ParsableCommand {
     var clients = "1"
     @Option(help: "Comma-separated numbers of requests each client keeps in flight (1: synchronous).")
     var pipeline = "1,32"
+    @Option(help: "Client threads sharing the connections (each drives its share with poll); 1 leaves the most CPU to the server on a small machine.")
+    var clientThreads = 1
     @Option(help: "Data bytes for create and setData.")
     var valueSize = 100
     @Option(help: "A ZooKeeper server's port on --host; without it, Cairn's listener is started in-process.")
@@ -77,7 +79,7 @@ struct ZKBenchCommand: ParsableCommand {
         for op in opList {
             for clientCount in clientList {
                 for depth in depthList {
-                    let r = try ZKLoad.run(host: host, port: target!, operation: op, operations: max(count, clientCount), clients: clientCount, pipeline: depth, valueSize: valueSize)
+                    let r = try ZKLoad.run(host: host, port: target!, operation: op, operations: max(count, clientCount), clients: clientCount, pipeline: depth, valueSize: valueSize, threads: clientThreads)
                     if json {
                         print("{\"server\":\"\(name)\",\"op\":\"\(op.rawValue)\",\"clients\":\(clientCount),\"pipeline\":\(depth),\"ops\":\(r.operations),"
                               + "\"ops_per_sec\":\(String(format: "%.1f", r.opsPerSecond)),\"p50_ms\":\(String(format: "%.3f", r.p50Milliseconds)),"

@@ -71,6 +71,18 @@ import Glibc
         #expect(bad.output.contains("zk-port must be a port number or off, not 'twenty'"), "\(bad.output)")
     }
 
+    /// `cairn bench zk` against an in-process listener: every operation runs, without errors.
+    @Test func theLoadGeneratorRunsEveryOperation() throws {
+        let directory = TemporaryDirectory("zk-bench")
+        defer { directory.cleanup() }
+        let result = try runCairn(["bench", "zk", "--count", "300", "--clients", "3", "--pipeline", "1,4", "--client-threads", "2",
+                                   "--appendfsync", "no", "--dir", directory.path.appending("data").string, "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        let rows = result.output.split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(rows.count == 12, "\(result.output)")  // 6 operations × 2 pipeline depths
+        #expect(rows.allSatisfy { $0.contains("\"errors\":0") && $0.contains("\"ops\":300") }, "\(result.output)")
+    }
+
     @Test func kazooDrivesEveryOperationAndTheRecipes() throws {
         guard let check = try runTool("/usr/bin/env", ["python3", "-c", "import kazoo"]), check.status == 0 else {
             print("skipping kazoo: python3 or the kazoo package is missing (pip install kazoo; scripts/install-deps does it)")
