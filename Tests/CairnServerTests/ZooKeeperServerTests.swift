@@ -54,6 +54,18 @@ import Glibc
         #expect(try client.create("/empty-acl", acl: []).err == TreeError.invalidACL.rawValue)
         #expect(try client.create("/bad-flags", flags: 9).err == TreeError.badArguments.rawValue)
 
+        // Null data (a length of -1) reads back as null; empty data as empty.
+        #expect(try client.call(.create, .create(path: "/null", data: nil, acl: [.open], flags: 0, ttl: nil)).err == 0)
+        var null = try client.call(.getData, .getData(path: "/null", watch: false))
+        #expect(try null.body.buffer() == nil)
+        #expect(try client.call(.setData, .setData(path: "/null", data: [], version: -1)).err == 0)
+        var empty = try client.call(.getData, .getData(path: "/null", watch: false))
+        #expect(try empty.body.buffer() == [])
+        #expect(try client.call(.setData, .setData(path: "/null", data: nil, version: -1)).err == 0)
+        var nullAgain = try client.call(.getData, .getData(path: "/null", watch: false))
+        #expect(try nullAgain.body.buffer() == nil)
+        #expect(try client.call(.delete, .delete(path: "/null", version: -1)).err == 0)
+
         var got = try client.call(.getData, .getData(path: "/app", watch: false))
         #expect(try got.err == 0)
         #expect(try (got.body.buffer()) == Array("v1".utf8))

@@ -139,6 +139,9 @@ import Testing
         let readers = ACLEntry(perms: ACLEntry.read, scheme: "ip", id: "10.0.0.0/8")
         try store.createNode("/guarded", data: "s", acl: [admin, readers])
         try store.create("/open")
+        // ZooKeeper's null data survives too.
+        _ = try store.execute([.createNode(path: "/null", data: "", kind: .persistent, sequential: false, ttl: 0, owner: 0, nullData: true)])
+        #expect(store.stateView().tree.nodes["/null"]?.dataIsNull == true)
         #expect(try store.getACL("/guarded").acl == [admin, readers])
         #expect(try store.getACL("/open").acl == ACLEntry.openUnsafe)
         #expect(throws: TreeError.invalidACL) { try store.createNode("/empty", acl: []) }
@@ -160,6 +163,7 @@ import Testing
         let fromSnapshot = try reopen(disk, clock: clock)
         #expect(fromSnapshot.stateView() == before)
         #expect(try fromSnapshot.getACL("/guarded") == ([admin], stat))
+        #expect(fromSnapshot.stateView().tree.nodes["/null"]?.dataIsNull == true)
         try fromSnapshot.close()
     }
 }

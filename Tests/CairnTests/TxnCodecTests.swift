@@ -37,6 +37,10 @@ import Testing
         .createNode(path: "/t", data: "x", kind: .ttl, sequential: false, ttl: 60_000, owner: 0),
         .deleteNode(path: "/app", version: -1),
         .setNodeData(path: "/app", data: "w", version: 3),
+        .setNodeData(path: "/app", data: "", version: -1, nullData: true),
+        .createNode(path: "/n", data: "", kind: .persistent, sequential: false, ttl: 0, owner: 0, nullData: true),
+        .createNode(path: "/n2", data: "", kind: .persistent, sequential: false, ttl: 0, owner: 0,
+                    acl: [ACLEntry(perms: 1, scheme: "world", id: "anyone")], nullData: true),
         .checkNode(path: "/app", version: 0),
         .setNodeACL(path: "/app", acl: [ACLEntry(perms: 1, scheme: "ip", id: "10.0.0.0/8")], version: -1),
         .multi([.checkNode(path: "/a", version: 1), .createNode(path: "/a/b", data: "", kind: .container, sequential: false, ttl: 0, owner: 0)]),
@@ -68,6 +72,8 @@ import Testing
         // Canonical: a create with an empty ACL is written with tag 21, so tag 31 needs one.
         #expect(throws: TxnCodec.DecodeError.invalidValue("empty ACL", offset: 3)) { try TxnCodec.decode([1, 0, 1, 31, 2, 0x2F, 0x61, 0, 0, 0, 0, 0, 0]) }
         #expect((try? TxnCodec.decode([1, 0, 1, 21, 2, 0x2F, 0x61, 0, 0, 0, 0, 0]))?.operations.count == 1)
+        // Null data has no bytes: tag 33 with data is not canonical.
+        #expect(throws: TxnCodec.DecodeError.invalidValue("null data with bytes", offset: 3)) { try TxnCodec.decode([1, 0, 1, 33, 2, 0x2F, 0x61, 1, 0x78, 0, 0, 0, 0, 0]) }
         // A count far beyond the bytes present is refused before anything is allocated for it.
         #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 0xFF, 0xFF, 0xFF, 0x7F]) }
         // Found by FuzzTxnDecoder: a logged pop with a negative count is refused, not trusted.

@@ -21,6 +21,7 @@ import HashTreeCollections
 /// | 3   | session | id, timeout                                                             |
 /// | 4   | key of database 1-15 | database, then the fields of a key record           |
 /// | 5   | znode ACL | path, entry count, then each entry's perms, scheme, id (only for a znode whose ACL is not `world:anyone` with all permissions) |
+/// | 6   | znode null data | path (only for a znode whose data is ZooKeeper's null: empty, read as null) |
 ///
 /// What can be derived is not stored: a znode's children (from the paths), `dataLength`,
 /// `numChildren`, and each session's ephemerals (from the owners). Timers are not stored either:
@@ -83,6 +84,7 @@ public enum SnapshotFormat {
     static let sessionTag: UInt8 = 3
     static let databaseKeyTag: UInt8 = 4
     static let nodeACLTag: UInt8 = 5
+    static let nodeNullDataTag: UInt8 = 6
     static let endTag: UInt8 = 0
     /// The end tag and the checksum.
     static let footerSize = 5
@@ -186,6 +188,10 @@ public enum SnapshotFormat {
             out.signed(Int64(stat.aversion))
             out.signed(stat.ephemeralOwner)
             out.signed(stat.pzxid)
+            if node.dataIsNull {
+                out.byte(nodeNullDataTag)
+                out.string(path)
+            }
             if !node.acl.isEmpty {
                 out.byte(nodeACLTag)
                 out.string(path)
@@ -247,6 +253,7 @@ public enum SnapshotFormat {
         var nodeTable = TreeDictionary<String, ZNode>()
         var sessionTable = TreeDictionary<Int64, Session>()
         var aclTable: [String: (acl: [ACLEntry], offset: Int)] = [:]
+        var nullData: [String: Int] = [:]
         while true {
             let start = reader.offset
             let tag = try wrap { () throws(TxnCodec.DecodeError) -> UInt8 in try reader.byte() }
@@ -308,6 +315,9 @@ public enum SnapshotFormat {
             case nodeACLTag:
                 let (path, acl) = try wrap { () throws(TxnCodec.DecodeError) -> (String, [ACLEntry]) in (try reader.string(), try reader.acl()) }
                 guard !acl.isEmpty, aclTable.updateValue((acl, start), forKey: path) == nil else { throw .malformed("ACL of znode \(path) is empty or appears twice", offset: start) }
+            case nodeNullDataTag:
+                let path = try wrap { () throws(TxnCodec.DecodeError) -> String in try reader.string() }
+                guard nullData.updateValue(start, forKey: path) == nil else { throw .malformed("null data of znode \(path) appears twice", offset: start) }
             case sessionTag:
                 let (id, timeout) = try wrap { () throws(TxnCodec.DecodeError) -> (Int64, Int64) in (try reader.signed(), try reader.signed()) }
                 guard sessionTable.updateValue(Session(timeout: timeout), forKey: id) == nil else { throw .malformed("session \(id) appears twice", offset: start) }
@@ -342,6 +352,10 @@ public enum SnapshotFormat {
         for (path, entry) in aclTable {
             guard nodeTable[path] != nil else { throw .malformed("ACL for znode \(path), which is not in the snapshot", offset: entry.offset) }
             nodeTable[path]!.acl = entry.acl
+        }
+        for (path, offset) in nullData {
+            guard let node = nodeTable[path], node.data.isEmpty else { throw .malformed("null data for znode \(path), which is not in the snapshot or has data", offset: offset) }
+            nodeTable[path]!.dataIsNull = true
         }
         for (path, node) in nodeTable where node.stat.numChildren != Int32(node.children.count) {
             nodeTable[path]!.stat.numChildren = Int32(node.children.count)

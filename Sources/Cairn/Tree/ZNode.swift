@@ -37,6 +37,9 @@ public struct ZNode: Sendable, Equatable {
     public var children: TreeSet<String>
     /// The access control list as stored: empty for ``ACLEntry/openUnsafe`` (see ``accessList``).
     public var acl: [ACLEntry]
+    /// ZooKeeper's null data (a create or setData without data): `data` is empty and a client
+    /// reads null rather than an empty array.
+    public var dataIsNull = false
 
     public init(data: Bytes, stat: Stat, kind: NodeKind, ttl: Int64 = 0, acl: [ACLEntry] = []) {
         self.data = data

@@ -106,7 +106,7 @@ extension ZTree {
 
     private mutating func perform(_ operation: Operation, zxid: Int64, time: Int64, changes: inout [TreeChange]) throws(TreeError) -> Reply {
         switch operation {
-        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner, let acl):
+        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner, let acl, let nullData):
             try ZPath.validate(path, sequential: sequential)
             guard path != "/" || sequential else { throw .nodeExists }
             let parentPath = ZPath.parent(sequential ? path + "0" : path)
@@ -140,7 +140,9 @@ extension ZTree {
             case .container: stat.ephemeralOwner = EphemeralOwner.container
             case .ttl: stat.ephemeralOwner = EphemeralOwner.ttl(ttl)
             }
-            put(finalPath, ZNode(data: data, stat: stat, kind: kind, ttl: kind == .ttl ? ttl : 0, acl: acl), &changes)
+            var node = ZNode(data: data, stat: stat, kind: kind, ttl: kind == .ttl ? ttl : 0, acl: acl)
+            node.dataIsNull = nullData && data.isEmpty
+            put(finalPath, node, &changes)
             if kind == .ephemeral {
                 sessions[owner]!.ephemerals.insert(finalPath)
                 changes.append(.ephemeralAdded(owner: owner, path: finalPath))
@@ -161,11 +163,12 @@ extension ZTree {
             remove(path, node, zxid: zxid, &changes)
             return .ok
 
-        case .setNodeData(let path, let data, let version):
+        case .setNodeData(let path, let data, let version, let nullData):
             try ZPath.validate(path)
             guard var node = nodes[path] else { throw .noNode }
             guard versionMatches(version, node) else { throw .badVersion }
             node.data = data
+            node.dataIsNull = nullData && data.isEmpty
             node.stat.mzxid = zxid
             node.stat.mtime = time
             node.stat.version &+= 1

@@ -56,10 +56,11 @@ public enum Operation: Sendable, Equatable {
 
     // The znode tree (ZooKeeper semantics). Versions of -1 match any version.
     /// `owner` is the session of an ephemeral node (0 otherwise); `ttl` in ms for TTL nodes;
-    /// `acl` empty for ``ACLEntry/openUnsafe``.
-    case createNode(path: String, data: Bytes, kind: NodeKind, sequential: Bool, ttl: Int64, owner: Int64, acl: [ACLEntry] = [])
+    /// `acl` empty for ``ACLEntry/openUnsafe``; `nullData` for ZooKeeper's null data (no bytes,
+    /// and a client reads null, not an empty array).
+    case createNode(path: String, data: Bytes, kind: NodeKind, sequential: Bool, ttl: Int64, owner: Int64, acl: [ACLEntry] = [], nullData: Bool = false)
     case deleteNode(path: String, version: Int32)
-    case setNodeData(path: String, data: Bytes, version: Int32)
+    case setNodeData(path: String, data: Bytes, version: Int32, nullData: Bool = false)
     case checkNode(path: String, version: Int32)
     /// `setACL`: replaces a node's ACL if its `aversion` matches `version` (-1: any).
     case setNodeACL(path: String, acl: [ACLEntry], version: Int32)

@@ -101,17 +101,23 @@ public enum TxnCodec {
             out.append(19); putBytes(key, &out); putBytes(field, &out); putSigned(delta, &out)
         case .compareAndDelete(let key, let token):
             out.append(20); putBytes(key, &out); putBytes(token, &out)
-        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner, let acl):
-            // Tag 31 is tag 21 with an ACL after the fields: the open ACL costs nothing.
-            out.append(acl.isEmpty ? 21 : 31); putString(path, &out); putBytes(data, &out); out.append(kind.rawValue)
+        case .createNode(let path, let data, let kind, let sequential, let ttl, let owner, let acl, let nullData):
+            // Tag 31 is tag 21 with an ACL after the fields: the open ACL costs nothing. Tag 33
+            // is null data: tag 31's fields (no data bytes, the ACL list possibly empty).
+            let null = nullData && data.isEmpty
+            out.append(null ? 33 : acl.isEmpty ? 21 : 31); putString(path, &out); putBytes(data, &out); out.append(kind.rawValue)
             out.append(sequential ? 1 : 0); putSigned(ttl, &out); putSigned(owner, &out)
-            if !acl.isEmpty { putACL(acl, &out) }
+            if null || !acl.isEmpty { putACL(acl, &out) }
         case .setNodeACL(let path, let acl, let version):
             out.append(32); putString(path, &out); putACL(acl, &out); putSigned(Int64(version), &out)
         case .deleteNode(let path, let version):
             out.append(22); putString(path, &out); putSigned(Int64(version), &out)
-        case .setNodeData(let path, let data, let version):
-            out.append(23); putString(path, &out); putBytes(data, &out); putSigned(Int64(version), &out)
+        case .setNodeData(let path, let data, let version, let nullData):
+            if nullData && data.isEmpty {
+                out.append(34); putString(path, &out); putSigned(Int64(version), &out)  // null data
+            } else {
+                out.append(23); putString(path, &out); putBytes(data, &out); putSigned(Int64(version), &out)
+            }
         case .checkNode(let path, let version):
             out.append(24); putString(path, &out); putSigned(Int64(version), &out)
         case .multi(let operations):
@@ -346,14 +352,18 @@ public enum TxnCodec {
             case 18: return .hashDelete(try data(), fields: try list())
             case 19: return .hashIncrementBy(try data(), field: try data(), try signed())
             case 20: return .compareAndDelete(try data(), token: try data())
-            case 21, 31:
+            case 21, 31, 33:
                 let created = Operation.createNode(
                     path: try string(), data: try data(), kind: try raw(NodeKind.self, "node kind"),
-                    sequential: try flag(), ttl: try signed(), owner: try signed(), acl: tag == 31 ? try acl() : [])
-                // Canonical: an empty ACL is written with tag 21.
-                if tag == 31, case .createNode(_, _, _, _, _, _, let acl) = created, acl.isEmpty { throw .invalidValue("empty ACL", offset: start) }
+                    sequential: try flag(), ttl: try signed(), owner: try signed(), acl: tag == 21 ? [] : try acl(), nullData: tag == 33)
+                // Canonical: an empty ACL is written with tag 21, null data (no bytes) with 33.
+                if case .createNode(_, let data, _, _, _, _, let acl, _) = created {
+                    if tag == 31 && acl.isEmpty { throw .invalidValue("empty ACL", offset: start) }
+                    if tag == 33 && !data.isEmpty { throw .invalidValue("null data with bytes", offset: start) }
+                }
                 return created
             case 32: return .setNodeACL(path: try string(), acl: try acl(), version: try version())
+            case 34: return .setNodeData(path: try string(), data: Bytes([]), version: try version(), nullData: true)
             case 22: return .deleteNode(path: try string(), version: try version())
             case 23: return .setNodeData(path: try string(), data: try data(), version: try version())
             case 24: return .checkNode(path: try string(), version: try version())

@@ -424,8 +424,8 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             let fixed = try ZKAccess.fixup(acl, ids: ids)
             let parent = ZPath.parent(mode.sequential ? path + "0" : path)
             let operation = Cairn.Operation.createNode(
-                path: path, data: Bytes(data), kind: mode.kind, sequential: mode.sequential, ttl: mode.kind == .ttl ? ttl ?? 0 : 0,
-                owner: mode.kind == .ephemeral ? session : 0, acl: ACLEntry.stored(fixed))
+                path: path, data: Bytes(data ?? []), kind: mode.kind, sequential: mode.sequential, ttl: mode.kind == .ttl ? ttl ?? 0 : 0,
+                owner: mode.kind == .ephemeral ? session : 0, acl: ACLEntry.stored(fixed), nullData: data == nil)
             return (operation, { tree in Self.refused(tree, parent, ACLEntry.create, ids) })
         case .delete(let path, let version):
             try ZPath.validate(path)
@@ -434,7 +434,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             return (.deleteNode(path: path, version: version), { tree in Self.refused(tree, parent, ACLEntry.delete, ids) })
         case .setData(let path, let data, let version):
             try ZPath.validate(path)
-            return (.setNodeData(path: path, data: Bytes(data), version: version), { tree in Self.refused(tree, path, ACLEntry.write, ids) })
+            return (.setNodeData(path: path, data: Bytes(data ?? []), version: version, nullData: data == nil), { tree in Self.refused(tree, path, ACLEntry.write, ids) })
         case .setACL(let path, let acl, let version):
             try ZPath.validate(path)
             let fixed = try ZKAccess.fixup(acl, ids: ids)
@@ -469,14 +469,14 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
 
         case .getData(let path, let watch):
             guard validPath(path, xid) else { return 0 }
-            let (result, zxid, watches) = store.readTree(handler: watchHandler) { tree, _ -> (Result<(Bytes, Stat), TreeError>, watches: [(WatchKind, String)]) in
+            let (result, zxid, watches) = store.readTree(handler: watchHandler) { tree, _ -> (Result<([UInt8]?, Stat), TreeError>, watches: [(WatchKind, String)]) in
                 guard let node = tree.nodes[path] else { return (.failure(.noNode), []) }
                 guard ZKAccess.allows(node.acl, ACLEntry.read, ids: ids) else { return (.failure(.noAuth), []) }
-                return (.success((node.data, node.stat)), watch ? claim(.data, path) : [])
+                return (.success((node.dataIsNull ? nil : node.data.storage, node.stat)), watch ? claim(.data, path) : [])
             }
             record(watches)
             switch result {
-            case .success(let (data, stat)): reply(xid: xid, zxid: zxid, err: 0) { w in w.buffer(data.storage); ZKCodec.stat(stat, into: &w) }
+            case .success(let (data, stat)): reply(xid: xid, zxid: zxid, err: 0) { w in w.buffer(data); ZKCodec.stat(stat, into: &w) }
             case .failure(let error): reply(xid: xid, zxid: zxid, err: error.rawValue)
             }
             return zxid
@@ -650,7 +650,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             guard let node = tree.nodes[path] else { return failure(.noNode) }
             guard ZKAccess.allows(node.acl, ACLEntry.read, ids: ids) else { return failure(.noAuth) }
             if case .getData = request {
-                return (op.rawValue, ({ w in w.buffer(node.data.storage); ZKCodec.stat(node.stat, into: &w) }, 0))
+                return (op.rawValue, ({ w in w.buffer(node.dataIsNull ? nil : node.data.storage); ZKCodec.stat(node.stat, into: &w) }, 0))
             }
             let children = node.children.sorted()
             return (op.rawValue, ({ w in w.vector(children) { w, name in w.string(name) } }, 0))

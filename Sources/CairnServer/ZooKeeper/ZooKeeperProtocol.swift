@@ -49,12 +49,13 @@ public struct ZKConnectResponse: Sendable, Equatable {
 
 /// What a client asks, decoded from one frame after the connect.
 public indirect enum ZKRequest: Sendable, Equatable {
-    /// create, create2, createContainer, createTTL (`ttl` only for the last).
-    case create(path: String, data: [UInt8], acl: [ZKACL], flags: Int32, ttl: Int64?)
+    /// create, create2, createContainer, createTTL (`ttl` only for the last). Data nil is
+    /// ZooKeeper's null data (a length of -1), which a client reads back as null.
+    case create(path: String, data: [UInt8]?, acl: [ZKACL], flags: Int32, ttl: Int64?)
     case delete(path: String, version: Int32)
     case exists(path: String, watch: Bool)
     case getData(path: String, watch: Bool)
-    case setData(path: String, data: [UInt8], version: Int32)
+    case setData(path: String, data: [UInt8]?, version: Int32)
     case getACL(path: String)
     case setACL(path: String, acl: [ZKACL], version: Int32)
     /// getChildren and getChildren2.
@@ -136,7 +137,7 @@ public enum ZKCodec {
         switch op {
         case .create, .create2, .createContainer, .createTTL:
             let path = try reader.path()
-            let data = try reader.buffer() ?? []
+            let data = try reader.buffer()
             let acls = try reader.vector(minimumItemSize: 12) { (r: inout JuteReader) throws(JuteError) -> ZKACL in try ZKCodec.acl(&r) } ?? []
             let flags = try reader.int()
             let ttl: Int64? = op == .createTTL ? try reader.long() : nil
@@ -144,7 +145,7 @@ public enum ZKCodec {
         case .delete, .deleteContainer: return .delete(path: try reader.path(), version: op == .delete ? try reader.int() : -1)
         case .exists: return .exists(path: try reader.path(), watch: try reader.boolean())
         case .getData: return .getData(path: try reader.path(), watch: try reader.boolean())
-        case .setData: return .setData(path: try reader.path(), data: try reader.buffer() ?? [], version: try reader.int())
+        case .setData: return .setData(path: try reader.path(), data: try reader.buffer(), version: try reader.int())
         case .getACL: return .getACL(path: try reader.path())
         case .setACL:
             let path = try reader.path()
