@@ -30,6 +30,8 @@ import Testing
         try store.create("/box", kind: .container)
         try store.create("/box/child")
         try store.create("/t", data: "x", kind: .ttl, ttl: 90_000)
+        try store.createNode("/locked", data: "s", acl: [ACLEntry(perms: ACLEntry.all, scheme: "digest", id: "u:hash"), ACLEntry(perms: ACLEntry.read, scheme: "ip", id: "10.0.0.0/8")])
+        _ = try store.execute([.createNode(path: "/null", data: "", kind: .persistent, sequential: false, ttl: 0, owner: 0, nullData: true)])
         _ = try store.createSession(timeout: 5000)
         let d5 = store.now() + 45_000
         _ = try store.execute([.inDatabase(5, .set("other-db", "5", condition: .always, expiry: .at(d5), returnOld: false)),
