@@ -22,6 +22,12 @@ public enum KeyspaceChange: Sendable {
     case put(Bytes, Entry)
     case remove(Bytes)
     case clear
+    /// Values pushed onto a list that existed (at its front when `left`), with its new version.
+    /// Applied in place to each state's own copy, so the head and committed states (apart
+    /// under `always`) do not share a list that keeps changing and copy it on every push.
+    case listPushed(Bytes, [Bytes], left: Bool, version: UInt64)
+    /// `count` values popped from the front (`left`) or back of a list that stays non-empty.
+    case listPopped(Bytes, count: Int, left: Bool, version: UInt64)
 }
 
 extension Keyspace {
@@ -30,6 +36,21 @@ extension Keyspace {
         case .put(let key, let entry): entries[key] = entry
         case .remove(let key): entries[key] = nil
         case .clear: entries = TreeDictionary()
+        case .listPushed(let key, let values, let left, let version):
+            let expiresAt = entries[key]?.expiresAt ?? 0
+            // Taken out of the map so this state's copy of the list is unique and changes in place.
+            guard case .list(var list)? = entries.removeValue(forKey: key)?.value else {
+                preconditionFailure("a push to \(key), which is not a list in this state")
+            }
+            if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
+            entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: version)
+        case .listPopped(let key, let count, let left, let version):
+            let expiresAt = entries[key]?.expiresAt ?? 0
+            guard case .list(var list)? = entries.removeValue(forKey: key)?.value, list.count > count else {
+                preconditionFailure("a pop of \(count) from \(key), which is not a longer list in this state")
+            }
+            for _ in 0..<count { _ = left ? list.removeFirst() : list.removeLast() }
+            entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: version)
         }
     }
 }

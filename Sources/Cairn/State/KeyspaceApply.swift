@@ -211,7 +211,14 @@ extension Keyspace {
         case .push(let key, let values, let left, let onlyIfExists):
             var (list, expiresAt, _) = try takeList(key, context, &changes) ?? (PersistentList(), 0, 0)
             if list.isEmpty && onlyIfExists { return .integer(0) }
+            let existed = !list.isEmpty  // an empty list is never stored
             if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
+            if existed {
+                let count = list.count
+                entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: context.index)
+                changes.append(.listPushed(key, values, left: left, version: context.index))
+                return .integer(Int64(count))
+            }
             put(key, .list(list), expiresAt: expiresAt, context, &changes)
             return .integer(Int64(list.count))
 
@@ -225,7 +232,8 @@ extension Keyspace {
             if list.isEmpty {
                 changes.append(.remove(key))  // taken out already: only the change is left to record
             } else if take > 0 {
-                put(key, .list(list), expiresAt: expiresAt, context, &changes)
+                entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: context.index)
+                changes.append(.listPopped(key, count: take, left: left, version: context.index))
             } else {
                 entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: version)  // unchanged: back as it was
             }

@@ -102,6 +102,8 @@ struct ExpiryTracker {
                 wheel.cancel(timer)
                 keyTimers[target] = nil
             }
+        case .listPushed, .listPopped:
+            break  // the list's deadline is unchanged
         }
     }
 
