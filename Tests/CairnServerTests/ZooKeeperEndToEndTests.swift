@@ -88,15 +88,7 @@ import Glibc
             print("skipping kazoo: python3 or the kazoo package is missing (pip install kazoo; scripts/install-deps does it)")
             return
         }
-        let directory = TemporaryDirectory("zk-kazoo")
-        defer { directory.cleanup() }
-        let (serve, zkPort) = try serve(directory, policy: "everysec")
-        defer { serve.kill9() }
-        let script = Self.clients.appendingPathComponent("kazoo_e2e.py").path
-        let result = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["timeout", "180", "python3", script, "127.0.0.1:\(zkPort)"])
-        #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.contains("checks passed"), "\(result.output)")
-        print(result.output.split(separator: "\n").last ?? "")
+        try runClientScript("python3", "kazoo_e2e.py")
     }
 
     @Test func zkCliDrivesEveryCommand() throws {
@@ -105,12 +97,18 @@ import Glibc
             print("skipping zkCli.sh: Debian's zookeeper package (and Java) is not installed (scripts/install-deps installs it)")
             return
         }
-        let directory = TemporaryDirectory("zk-cli")
+        try runClientScript("bash", "zkcli_e2e.sh")
+    }
+
+    /// Runs a script of Tests/ZooKeeperClients against a fresh `cairn serve` (at most 180 s):
+    /// it must exit 0 and report its checks passed.
+    func runClientScript(_ interpreter: String, _ name: String) throws {
+        let directory = TemporaryDirectory("zk-client")
         defer { directory.cleanup() }
         let (serve, zkPort) = try serve(directory, policy: "everysec")
         defer { serve.kill9() }
-        let script = Self.clients.appendingPathComponent("zkcli_e2e.sh").path
-        let result = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["timeout", "180", "bash", script, "127.0.0.1:\(zkPort)"])
+        let script = Self.clients.appendingPathComponent(name).path
+        let result = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["timeout", "180", interpreter, script, "127.0.0.1:\(zkPort)"])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("checks passed"), "\(result.output)")
         print(result.output.split(separator: "\n").last ?? "")
