@@ -15,10 +15,11 @@ final class ZKTestServer {
     let store: Store
     let server: ZKServer
     let clock = ManualClock()
+    let disk = SimulatedFileSystem()
     var port: Int { server.port }
 
     init(policy: FsyncPolicy = .everysec, maxFrame: Int = ZKCodec.defaultMaxFrame, metrics: (any MetricsFactory)? = nil) throws {
-        let options = StoreOptions(fsyncPolicy: policy, clock: clock, fileSystem: SimulatedFileSystem(), activeExpiry: false)
+        let options = StoreOptions(fsyncPolicy: policy, clock: clock, fileSystem: disk, activeExpiry: false)
         store = try Store.open(directory: "/store", options: options)
         var serverOptions = ZKServerOptions()
         serverOptions.port = 0

@@ -376,6 +376,19 @@ import Glibc
         #expect(try metrics.expectTimer("cairn_zk_commit_wait").values.count >= 1)
     }
 
+    /// A write the disk refuses to sync is never acknowledged: the connection closes instead.
+    @Test func aFailedSyncIsNeverAcknowledged() throws {
+        let server = try ZKTestServer(policy: .always)
+        defer { server.stop() }
+        let client = try ZKRawClient(port: server.port)
+        try client.connect()
+        #expect(try client.create("/before").err == 0)
+        server.disk.inject(.init(.sync, pathContains: "log-"))
+        _ = client.send(.create, .create(path: "/lost", data: [], acl: [.open], flags: 0, ttl: nil))
+        #expect(throws: (any Error).self) { try client.reply() }  // no reply, the connection closed
+        #expect(client.isClosed())
+    }
+
     @Test func hostileInputClosesOnlyThatConnection() throws {
         let server = try ZKTestServer(maxFrame: 4096)
         defer { server.stop() }

@@ -263,7 +263,11 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         guard let loop = context?.eventLoop else { return }
         server.committers.committer(for: loop).add(decided) { [self] error in
             if let error {
+                // Nothing held may be acknowledged: drop it and close (the client sees the
+                // connection lost, as for a server that died before syncing).
                 fail("the store failed: \(error)")
+                batches.removeAll()
+                queue.removeAll()
                 flush()
                 return
             }
