@@ -2,7 +2,6 @@ import ArgumentParser
 import Cairn
 import CairnServer
 import CairnStorage
-import Dispatch
 import Foundation
 import Logging
 import SystemPackage
@@ -45,6 +44,9 @@ struct ServeCommand: ParsableCommand {
     var snapshotEveryMib: Int?
 
     func run() throws {
+        // Before anything starts: a SIGTERM that comes once the ready line is out (or even
+        // earlier) must stop the server, never be lost or kill it uncleanly.
+        try ShutdownRequest.install()
         var file: [String: String] = [:]
         if let config {
             do { file = try ServeConfigFile.parse(contentsOf: config) } catch {
@@ -128,18 +130,8 @@ struct ServeCommand: ParsableCommand {
         print("cairn: ready, RESP on \(bind):\(server.port)\(zkText), \(store.dbsize()) keys at index \(store.log.lastIndex), appendfsync \(policy.rawValue)")
         fflush(nil)
 
-        let done = DispatchSemaphore(value: 0)
-        let queue = DispatchQueue(label: "cairn.signals")
-        var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
-            source.setEventHandler { done.signal() }
-            source.resume()
-            sources.append(source)
-        }
-        server.onShutdown = { done.signal() }
-        done.wait()
+        server.onShutdown = { ShutdownRequest.request() }
+        ShutdownRequest.wait()
         logger.info("shutting down")
         try? server.stop()
         try? zkServer?.stop()
@@ -148,7 +140,6 @@ struct ServeCommand: ParsableCommand {
             throw ExitCode(1)
         }
         logger.info("stopped: everything written is durable")
-        _ = sources
     }
 }
 
@@ -210,5 +201,39 @@ enum SessionKeyFile {
         let dirFD = open(directory, O_RDONLY)
         if dirFD >= 0 { _ = fsync(dirFD); close(dirFD) }
         return key
+    }
+}
+
+/// A request to stop `cairn serve` (SIGINT, SIGTERM, or a client's SHUTDOWN), as a byte in a
+/// pipe. The signal handler is installed with `signal(2)` at once, before anything starts, and
+/// only writes that byte (async-signal-safe). A dispatch signal source was used before: its
+/// handler is installed asynchronously, and a SIGTERM sent right after the ready line could be
+/// ignored in between, leaving the server running.
+enum ShutdownRequest {
+    nonisolated(unsafe) private static var fds: (read: Int32, write: Int32) = (-1, -1)
+
+    struct PipeError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func install() throws {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw PipeError(description: "cannot make the shutdown pipe: errno \(errno)") }
+        fds = (ends[0], ends[1])
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { _ in ShutdownRequest.request() }
+        }
+    }
+
+    /// Asks for a stop (from a signal handler or any thread).
+    static func request() {
+        var byte: UInt8 = 1
+        _ = write(fds.write, &byte, 1)
+    }
+
+    /// Blocks until a stop is asked for.
+    static func wait() {
+        var byte: UInt8 = 0
+        while read(fds.read, &byte, 1) < 0 && errno == EINTR {}
     }
 }
