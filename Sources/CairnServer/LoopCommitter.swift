@@ -38,18 +38,16 @@ final class LoopCommitter {
         scheduled = false
         let batch = waiting
         waiting.removeAll(keepingCapacity: true)
-        guard let newest = batch.max(by: { $0.decided.index < $1.decided.index }) else { return }
+        // The newest txn still waiting for its sync covers every other: the log commits in
+        // order and publishing goes through everything durable. (Settled ones, decided under
+        // `no`/`everysec`, need nothing.)
+        let unsettled = batch.lazy.filter { !$0.decided.isCommitted }.max(by: { $0.decided.index < $1.decided.index })
+        guard let leader = unsettled ?? batch.first else { return }
         var failure: StoreError?
         let started = monotonicNanoseconds()
-        do { try store.commitNow(newest.decided) } catch { failure = error }
+        do { try store.commitNow(leader.decided) } catch { failure = error }
         commitWait?.recordNanoseconds(monotonicNanoseconds() - started)
-        for entry in batch {
-            // Each is covered by the newest (or fails with it); commitNow of a committed txn
-            // only publishes, which is done.
-            var error = failure
-            if error == nil { do { try store.commitNow(entry.decided) } catch let e { error = e } }
-            entry.done(error)
-        }
+        for entry in batch { entry.done(failure) }
     }
 }
 

@@ -60,6 +60,31 @@ import Glibc
         #expect(missing.isEmpty, "acknowledged writes lost after kill -9: \(missing.prefix(10))")
     }
 
+    /// Sessions outlive a restart (their passwords come from DIR/zk-session.key): a client that
+    /// reconnects within its timeout keeps its session and its ephemerals, as with ZooKeeper.
+    @Test func aSessionResumesAfterARestart() throws {
+        let directory = TemporaryDirectory("zk-restart")
+        defer { directory.cleanup() }
+        let (first, firstPort) = try serve(directory)
+        let client = try ZKRawClient(port: firstPort)
+        let (timeout, session, password) = try client.connect(timeout: 30_000)
+        #expect(try client.create("/mine", flags: 1).err == 0)
+        first.terminate()
+        let key = FileManager.default.contents(atPath: directory.path.appending("zk-session.key").string)
+        #expect(key?.count == 32)
+
+        let (second, secondPort) = try serve(directory)
+        defer { second.kill9() }
+        let again = try ZKRawClient(port: secondPort)
+        let resumed = try again.connect(timeout: 30_000, session: session, password: password)
+        #expect(resumed.session == session)
+        #expect(resumed.timeout == timeout)
+        #expect(try again.call(.exists, .exists(path: "/mine", watch: false)).err == 0)
+        // A wrong password is still refused after the restart.
+        let forged = try ZKRawClient(port: secondPort)
+        #expect(try forged.connect(session: session, password: [UInt8](repeating: 1, count: 16)).timeout == 0)
+    }
+
     @Test func zkPortOffRunsNoZooKeeperListener() throws {
         let directory = TemporaryDirectory("zk-off")
         defer { directory.cleanup() }

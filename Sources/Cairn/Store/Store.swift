@@ -472,7 +472,7 @@ public final class Store: @unchecked Sendable {
     }
 
     /// The reusable one-operation array (writer lock held; unshared again once the txn is gone).
-    private func single(_ operation: Operation) -> [Operation] {
+    func single(_ operation: Operation) -> [Operation] {
         operationBuffer.removeAll(keepingCapacity: true)
         operationBuffer.append(operation)
         return operationBuffer

@@ -28,7 +28,7 @@ extension Store {
     /// checks a client's rights (ZooKeeper's ACLs) against the state the operation will meet.
     public func decide(_ operation: Operation, unless refusal: (ZTree) -> Reply?) throws(StoreError) -> (Reply, Decided) {
         let (reply, index, settled) = try withoutActuallyEscaping(refusal) { (refusal) throws(StoreError) in
-            try decide({ _ in [operation] }, guards: [], refusal: { refusal($0.tree) }, apply: Self.applyOne)
+            try decide({ _ in single(operation) }, guards: [], refusal: { refusal($0.tree) }, apply: Self.applyOne)
         }
         return (reply!, Decided(index: index, isCommitted: settled))
     }

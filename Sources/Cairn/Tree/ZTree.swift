@@ -41,6 +41,14 @@ enum EphemeralOwner {
     }
 }
 
+extension Stat {
+    /// `ephemeralOwner` as ZooKeeper shows it to clients: the owning session, or 0 for every
+    /// node without one (container and TTL nodes keep their kind in the field here).
+    public var clientEphemeralOwner: Int64 {
+        ephemeralOwner == EphemeralOwner.container || EphemeralOwner.ttlValue(ephemeralOwner) != nil ? 0 : ephemeralOwner
+    }
+}
+
 extension ZNode {
     /// When a TTL node becomes eligible for deletion (ZooKeeper deletes it once more than its
     /// TTL has passed since its last change): `mtime + ttl + 1`, or nil for other kinds.

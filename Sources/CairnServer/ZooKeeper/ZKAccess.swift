@@ -62,12 +62,11 @@ enum ZKAccess {
         return fixed
     }
 
-    /// The ACL as `getACL` shows it: digest ids hidden (`x:x`) from a client without ADMIN on
-    /// the node, so password hashes do not leak.
-    static func visible(_ acl: [ACLEntry], ids: [ZKIdentity]) -> [ACLEntry] {
-        let stored = ACLEntry.stored(acl)
-        if allows(stored, ACLEntry.admin, ids: ids) { return acl }
-        return acl.map { $0.scheme == "digest" ? ACLEntry(perms: $0.perms, scheme: "digest", id: "x:x") : $0 }
+    /// The node's ACL as `getACL` shows it: digest ids hidden (`x:x`) from a client without
+    /// ADMIN on the node, so password hashes do not leak.
+    static func visible(_ node: ZNode, ids: [ZKIdentity]) -> [ACLEntry] {
+        if allows(node.acl, ACLEntry.admin, ids: ids) { return node.accessList }
+        return node.acl.map { $0.scheme == "digest" ? ACLEntry(perms: $0.perms, scheme: "digest", id: "x:x") : $0 }
     }
 
     // MARK: The ip scheme

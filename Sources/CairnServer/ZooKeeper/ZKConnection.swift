@@ -508,7 +508,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             let (result, zxid) = store.readTree { tree, zxid -> (Result<([ACLEntry], Stat), TreeError>, Int64) in
                 guard let node = tree.nodes[path] else { return (.failure(.noNode), zxid) }
                 guard ZKAccess.allows(node.acl, ACLEntry.read | ACLEntry.admin, ids: ids) else { return (.failure(.noAuth), zxid) }
-                return (.success((ZKAccess.visible(node.accessList, ids: ids), node.stat)), zxid)
+                return (.success((ZKAccess.visible(node, ids: ids), node.stat)), zxid)
             }
             switch result {
             case .success(let (acl, stat)):
@@ -535,11 +535,22 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             return zxid
 
         case .multi(let operations):  // multiRead: each read answered on its own
-            let (results, zxid) = store.readTree { tree, zxid in (operations.map { readInMulti(tree, $0.0, $0.1, ids) }, zxid) }
+            let (results, zxid) = store.readTree { tree, zxid in (operations.map { readInMulti(tree, $0.1, ids) }, zxid) }
             reply(xid: xid, zxid: zxid, err: 0) { w in
-                for (type, body) in results {
-                    w.int(type); w.boolean(false); w.int(type == -1 ? body.1 : 0)
-                    body.0(&w)
+                // Each: MultiHeader (type, done, err), then GetDataResponse, GetChildrenResponse
+                // or ErrorResponse.
+                for ((op, _), result) in zip(operations, results) {
+                    switch result {
+                    case .data(let data, let stat):
+                        w.int(op.rawValue); w.boolean(false); w.int(0)
+                        w.buffer(data); ZKCodec.stat(stat, into: &w)
+                    case .children(let names):
+                        w.int(op.rawValue); w.boolean(false); w.int(0)
+                        w.vector(names) { w, name in w.string(name) }
+                    case .error(let error):
+                        w.int(-1); w.boolean(false); w.int(error.rawValue)
+                        w.int(error.rawValue)
+                    }
                 }
                 w.int(-1); w.boolean(true); w.int(-1)
             }
@@ -645,21 +656,23 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// One read of a multiRead: its result type and a writer for its body (or -1 and the code).
-    private func readInMulti(_ tree: ZTree, _ op: ZKOpCode, _ request: ZKRequest, _ ids: [ZKIdentity]) -> (Int32, ((inout JuteWriter) -> Void, Int32)) {
-        func failure(_ error: TreeError) -> (Int32, ((inout JuteWriter) -> Void, Int32)) { (-1, ({ w in w.int(error.rawValue) }, error.rawValue)) }
+    /// One read of a multiRead, as its result is written.
+    enum MultiReadResult {
+        case data([UInt8]?, Stat)
+        case children([String])
+        case error(TreeError)
+    }
+
+    private func readInMulti(_ tree: ZTree, _ request: ZKRequest, _ ids: [ZKIdentity]) -> MultiReadResult {
         switch request {
         case .getData(let path, _), .getChildren(let path, _):
-            guard (try? ZPath.validate(path)) != nil else { return failure(.badArguments) }
-            guard let node = tree.nodes[path] else { return failure(.noNode) }
-            guard ZKAccess.allows(node.acl, ACLEntry.read, ids: ids) else { return failure(.noAuth) }
-            if case .getData = request {
-                return (op.rawValue, ({ w in w.buffer(node.dataIsNull ? nil : node.data.storage); ZKCodec.stat(node.stat, into: &w) }, 0))
-            }
-            let children = node.children.sorted()
-            return (op.rawValue, ({ w in w.vector(children) { w, name in w.string(name) } }, 0))
+            guard (try? ZPath.validate(path)) != nil else { return .error(.badArguments) }
+            guard let node = tree.nodes[path] else { return .error(.noNode) }
+            guard ZKAccess.allows(node.acl, ACLEntry.read, ids: ids) else { return .error(.noAuth) }
+            if case .getData = request { return .data(node.dataIsNull ? nil : node.data.storage, node.stat) }
+            return .children(node.children.sorted())
         default:
-            return failure(.badArguments)
+            return .error(.badArguments)
         }
     }
 

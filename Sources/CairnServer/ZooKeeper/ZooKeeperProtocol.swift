@@ -207,8 +207,7 @@ public enum ZKCodec {
         out.int(stat.version)
         out.int(stat.cversion)
         out.int(stat.aversion)
-        let owner = stat.ephemeralOwner
-        out.long(owner == Int64.min || UInt64(bitPattern: owner) >> 56 == 0xFF ? 0 : owner)
+        out.long(stat.clientEphemeralOwner)
         out.int(stat.dataLength)
         out.int(stat.numChildren)
         out.long(stat.pzxid)
