@@ -158,7 +158,43 @@ public struct LogBenchmark: Sendable {
             return (total, histogram)
         }
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
-        var row = result("log \(policy.rawValue), \(appenders) appenders", merged.0, seconds, merged.1)
+        var row = result("log \(policy.rawValue), \(appenders) appenders (async tasks)", merged.0, seconds, merged.1)
+        if policy == .always { row.note = batchNote(log.stats) }  // other policies sync in the background, not per batch
+        return row
+    }
+
+    /// `appenders` clients multiplexed on one event-loop thread, as a server drives them (Redis's
+    /// `appendfsync always`, `cairn serve`'s `LoopCommitter`): each tick submits the next record
+    /// of every client whose last one is committed, then one `waitForCommit` of the newest syncs
+    /// them all inline (one write + one `fdatasync`), and each client's latency runs from its
+    /// submit to the end of that sync. The same two calls as the 1-appender row's `append`, so
+    /// the ratio of the two is group commit's alone, without the thread or task hand-offs.
+    public func eventLoopAppenders(_ policy: FsyncPolicy, appenders: Int) throws -> BenchResult {
+        precondition(appenders > 0, "at least one appender")
+        let (log, _) = try openLog("loop-\(policy.rawValue)", policy)
+        defer { try? log.close() }
+        let payload = [UInt8](repeating: 0x42, count: recordSize)
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+        var issued = [UInt64](repeating: 0, count: appenders)
+        let start = monotonicNanoseconds()
+        let end = start + UInt64(duration * 1e9)
+        var count = 0
+        try payload.withUnsafeBytes { raw in
+            var now = start
+            while now < end {
+                var newest: UInt64 = 0
+                for client in 0..<appenders {
+                    issued[client] = monotonicNanoseconds()
+                    newest = try log.submit(raw)
+                }
+                try log.waitForCommit(newest)
+                now = monotonicNanoseconds()
+                for client in 0..<appenders { _ = histogram.record(now - issued[client]) }
+                count += appenders
+            }
+        }
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        var row = result("log \(policy.rawValue), \(appenders) appenders (event loop)", count, seconds, histogram)
         row.note = batchNote(log.stats)
         return row
     }
