@@ -9,15 +9,13 @@ struct ClientSession {
     var lastCommand = "NULL"
     /// The `SELECT`ed database.
     var db = 0
-    /// The database the WATCHed keys belong to.
-    var watchDatabase = 0
     var inMulti = false
     /// True while EXEC runs the queued commands (BLPOP does not block then).
     var inMultiExec = false
     var multiFailed = false
     var queued: [[Bytes]] = []
-    /// WATCHed keys and the versions they had (nil: absent).
-    var watched: [(Bytes, UInt64?)] = []
+    /// WATCHed keys, each with its database and the version it had (nil: absent).
+    var watched: [KeyGuard] = []
     var channels: Set<Bytes> = []
     var patterns: Set<Bytes> = []
 

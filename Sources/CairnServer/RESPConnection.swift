@@ -370,7 +370,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         let replies: [Reply]?
         let decided: Decided
         do {
-            (replies, decided) = try store.decide(operations, guards: guards, db: session.watchDatabase)
+            (replies, decided) = try store.decide(operations, guards: guards)
         } catch {
             append(.error("ERR \(error)"))
             return

@@ -100,6 +100,45 @@ import Glibc
         a.command("EXEC"); #expect(a.reply() == "-ERR EXEC without MULTI\r\n")
     }
 
+    /// Each WATCHed key is judged in the database it was watched in, across SELECTs (as Redis
+    /// does): a change to a key of the same name in another database does not abort the EXEC.
+    @Test func watchedKeysKeepTheirDatabaseAcrossSelect() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let a = try RawClient(port: server.port)
+        let b = try RawClient(port: server.port)
+        a.command("SELECT", "1"); _ = a.reply()
+        a.command("WATCH", "k"); _ = a.reply()
+        a.command("SELECT", "2"); _ = a.reply()
+        a.command("WATCH", "k"); _ = a.reply()
+        b.command("SELECT", "3"); _ = b.reply()
+        b.command("SET", "k", "elsewhere"); _ = b.reply()  // a database nobody watched
+        a.command("MULTI"); _ = a.reply()
+        a.command("SET", "done", "1"); _ = a.reply()
+        a.command("EXEC"); #expect(a.reply() == "*1\r\n+OK\r\n", "an unwatched database's k changed: EXEC runs")
+
+        a.command("SELECT", "1"); _ = a.reply()
+        a.command("WATCH", "k"); _ = a.reply()
+        a.command("SELECT", "2"); _ = a.reply()
+        a.command("WATCH", "k"); _ = a.reply()
+        b.command("SELECT", "2"); _ = b.reply()
+        b.command("SET", "k", "changed"); _ = b.reply()  // the second watch's database
+        a.command("MULTI"); _ = a.reply()
+        a.command("SET", "done", "2"); _ = a.reply()
+        a.command("EXEC"); #expect(a.reply() == "*-1\r\n", "k of database 2 changed: nothing ran")
+
+        a.command("SELECT", "2"); _ = a.reply()
+        a.command("WATCH", "k"); _ = a.reply()
+        a.command("SELECT", "0"); _ = a.reply()
+        b.command("SELECT", "2"); _ = b.reply()
+        b.command("DEL", "k"); _ = b.reply()  // watched from database 0's point of view too
+        a.command("MULTI"); _ = a.reply()
+        a.command("SET", "done", "3"); _ = a.reply()
+        a.command("EXEC"); #expect(a.reply() == "*-1\r\n", "k of database 2 changed while database 0 was selected")
+        a.command("SELECT", "2"); _ = a.reply()
+        a.command("GET", "done"); #expect(a.reply() == "$1\r\n1\r\n")
+    }
+
     @Test func pubSubDeliversToChannelsAndPatterns() throws {
         let server = try TestServer()
         defer { server.stop() }

@@ -124,6 +124,19 @@ import Testing
         try store.close()
     }
 
+    @Test func guardsAreCheckedInTheirOwnDatabase() throws {
+        let (store, _, _) = try makeStore()
+        _ = try store.execute([.inDatabase(1, .set("k", "one", condition: .always, expiry: .clear, returnOld: false))])
+        let guards = store.versions(["k"], db: 1) + store.versions(["k"], db: 2)
+        #expect(guards.map(\.db) == [1, 2] && guards[0].version != nil && guards[1].version == nil)
+        try store.set("k", "zero")  // database 0: not guarded
+        #expect(try store.execute([.set("ran", "1", condition: .always, expiry: .clear, returnOld: false)], guards: guards) == [.ok])
+        _ = try store.execute([.inDatabase(2, .set("k", "two", condition: .always, expiry: .clear, returnOld: false))])
+        #expect(try store.execute([.set("ran", "2", condition: .always, expiry: .clear, returnOld: false)], guards: guards) == nil)
+        #expect(try store.get("ran") == "1")
+        try store.close()
+    }
+
     @Test func aWriteThatChangesNothingIsNotLogged() throws {
         let (store, _, _) = try makeStore()
         let before = store.log.lastIndex

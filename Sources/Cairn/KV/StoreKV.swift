@@ -328,10 +328,10 @@ extension Store {
 
     // MARK: Transactions
 
-    /// The version of each key now (nil for absent): what `WATCH` records.
-    public func versions(_ keys: [Bytes], db: Int = 0) -> [(Bytes, UInt64?)] {
+    /// The version of each key of database `db` now (nil for absent): what `WATCH` records.
+    public func versions(_ keys: [Bytes], db: Int = 0) -> [KeyGuard] {
         let (keyspace, now) = readView(db: db)
-        return keys.map { ($0, keyspace.live($0, at: now)?.version) }
+        return keys.map { KeyGuard(db: db, key: $0, version: keyspace.live($0, at: now)?.version) }
     }
 }
 

@@ -214,7 +214,7 @@ public final class Store: @unchecked Sendable {
     /// `settled` when the txn is already committed and visible. `operations` runs under the
     /// writer lock.
     func decide<R>(
-        _ operations: (_ now: Int64) -> [Operation], guards: [(Bytes, UInt64?)], guardDatabase: Int = 0,
+        _ operations: (_ now: Int64) -> [Operation], guards: [KeyGuard],
         refusal: ((StoreState) -> R?)? = nil,
         apply: (inout StoreState, Txn, UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
@@ -225,9 +225,10 @@ public final class Store: @unchecked Sendable {
         let now = clock.nowMilliseconds()
         // Only writers (holding `writer`) change `committed`, so reading it here is safe. No
         // copy of the state may outlive this check: the apply below must find it unshared.
-        for (key, version) in guards {
-            let entry = headIsCommitted ? committed.keyspace(guardDatabase).live(key, at: now) : head.keyspace(guardDatabase).live(key, at: now)
-            if entry?.version != version { return (nil, lastLogged, false) }  // a watched key changed: not run
+        for watched in guards {
+            let state = headIsCommitted ? committed : head
+            let entry = state.keyspace(watched.db).live(watched.key, at: now)
+            if entry?.version != watched.version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
         // A caller's own precondition (a server's ACL check) against the head state.
         if let refusal, let refused = refusal(headIsCommitted ? committed : head) { return (refused, lastLogged, false) }
@@ -429,16 +430,16 @@ public final class Store: @unchecked Sendable {
     public var watchCount: Int { readLock.withLock { watches.count } }
 
     /// Runs `operations` as one txn and returns once it is committed under the fsync policy.
-    /// With `guards` (key, version or nil for absent), nothing runs and nil is returned when a
+    /// With `guards` (from ``versions(_:db:)``), nothing runs and nil is returned when a
     /// guarded key changed: what `WATCH` + `EXEC` needs.
-    public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) throws(StoreError) -> [Reply]? {
+    public func execute(_ operations: [Operation], guards: [KeyGuard] = []) throws(StoreError) -> [Reply]? {
         let (replies, index, settled) = try decide({ _ in operations }, guards: guards, apply: Self.applyAll)
         try complete(index, settled: settled)
         return replies
     }
 
     /// Async form of ``execute(_:guards:)``: suspends while the sync runs, never blocks a thread.
-    public func execute(_ operations: [Operation], guards: [(Bytes, UInt64?)] = []) async throws(StoreError) -> [Reply]? {
+    public func execute(_ operations: [Operation], guards: [KeyGuard] = []) async throws(StoreError) -> [Reply]? {
         let (replies, index, settled) = try decide({ _ in operations }, guards: guards, apply: Self.applyAll)
         try await complete(index, settled: settled)
         return replies

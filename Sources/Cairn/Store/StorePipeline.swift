@@ -33,10 +33,9 @@ extension Store {
         return (reply!, Decided(index: index, isCommitted: settled))
     }
 
-    /// Decides operations as one txn; nil replies when a guarded key (of database `db`) changed
-    /// (nothing ran).
-    public func decide(_ operations: [Operation], guards: [(Bytes, UInt64?)], db: Int = 0) throws(StoreError) -> ([Reply]?, Decided) {
-        let (replies, index, settled) = try decide({ _ in operations }, guards: guards, guardDatabase: db, apply: Self.applyAll)
+    /// Decides operations as one txn; nil replies when a guarded key changed (nothing ran).
+    public func decide(_ operations: [Operation], guards: [KeyGuard]) throws(StoreError) -> ([Reply]?, Decided) {
+        let (replies, index, settled) = try decide({ _ in operations }, guards: guards, apply: Self.applyAll)
         return (replies, Decided(index: index, isCommitted: settled))
     }
 

@@ -81,8 +81,7 @@ enum ConnectionCommands {
         }
         t["watch"] = Handler(arity: -2) { c, a in
             if c.session.inMulti { c.append(.error("ERR WATCH inside MULTI is not allowed")); return }
-            if c.session.watched.isEmpty { c.session.watchDatabase = c.session.db }
-            c.session.watched.append(contentsOf: c.store.versions(Array(a.values[1...]), db: c.session.watchDatabase))
+            c.session.watched.append(contentsOf: c.store.versions(Array(a.values[1...]), db: c.session.db))
             c.append(.ok)
         }
         t["unwatch"] = Handler(arity: 1) { c, _ in
