@@ -16,7 +16,7 @@ struct SnapshotCommand: ParsableCommand {
     @Option(help: "LZ4 level: 1 (fast) to 12; 3 and above use LZ4 HC.")
     var level: Int32 = 1
 
-    @Option(help: "Snapshots to keep.")
+    @Option(help: "Snapshots to keep; the log is kept from the oldest of them (--keep 1 compacts the most).")
     var keep = 2
 
     func run() throws {

@@ -146,11 +146,16 @@ import Testing
 
     @Test func compactionDeletesCoveredSegmentsAndOldSnapshots() throws {
         let (store, disk, clock, _) = try preparedStore()
+        let first = try #require(store.snapshotStatus.manifest?.snapshots.first)
         let segmentsBefore = store.log.segmentNames.count
         let stats = try store.snapshot()
+        // Two retained: the log the older one needs stays.
+        #expect(segmentsBefore >= 2 && store.log.segmentNames.count == segmentsBefore, "\(store.log.segmentNames)")
+        #expect(store.log.firstLogIndex <= first + 1)
+        try store.set("between", "snapshots")  // (a snapshot at the same index replaces the last)
+        try store.snapshot()  // now the oldest kept is the second one: everything before it goes
         let segmentsAfter = store.log.segmentNames
-        #expect(segmentsBefore >= 2 && segmentsAfter.count == 1, "only the active segment is left: \(segmentsAfter)")
-        try store.snapshot()
+        #expect(segmentsAfter.count == 1, "only the active segment is left: \(segmentsAfter)")
         try store.snapshot()
         let files = try disk.listDirectory(storeDirectory).filter { $0.hasPrefix("snapshot-") }.sorted()
         #expect(files.count == 2, "two snapshots are retained: \(files)")
@@ -190,28 +195,62 @@ import Testing
         disk.setContents(path, file)
         let fallback = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 8 << 20))
         #expect(fallback.stateView() == expected)
-        #expect(fallback.recoveryNotes.count == 2)
+        #expect(fallback.recoveryNotes.count == 3)
         #expect(fallback.recoveryNotes.first?.contains(second.file) == true)
-        #expect(fallback.recoveryNotes.last == "recovered from \(first.file) and the log after it")
+        #expect(fallback.recoveryNotes[1] == "recovered from \(first.file) and the log after it")
+        #expect(fallback.recoveryNotes.last == "set aside \(second.file).damaged")
         try fallback.close()
+    }
+
+    /// A damaged newest snapshot, with compaction at work: the previous snapshot's log is still
+    /// there, so the store opens to the same state; the damaged file is set aside (renamed, not
+    /// deleted) and leaves the manifest, so it no longer counts as a retained snapshot.
+    @Test func aDamagedNewestSnapshotFallsBackToThePreviousOne() throws {
+        let (store, disk, clock, _) = try preparedStore()
+        let first = try #require(store.snapshotStatus.manifest?.snapshots.first)
+        let second = try store.snapshot()
+        try store.set("after", "second")
+        let expected = store.stateView()
+        try store.close()
+        let path = storeDirectory.appending(second.file)
+        var file = disk.contents(path)!
+        file[file.count - 3] ^= 0x40
+        disk.setContents(path, file)
+
+        let reopened = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10))
+        #expect(reopened.stateView() == expected)
+        #expect(reopened.recoveryNotes.contains { $0.contains(second.file) && $0.contains("unusable") }, "\(reopened.recoveryNotes)")
+        #expect(reopened.snapshotStatus.manifest?.snapshots == [first])
+        #expect(disk.fileExists(storeDirectory.appending(second.file + ".damaged")) && !disk.fileExists(path))
+        let third = try reopened.snapshot()
+        #expect(reopened.snapshotStatus.manifest?.snapshots == [third.header.index, first])
+        try reopened.close()
+        let again = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10))
+        #expect(again.stateView() == expected && again.recoveryNotes.isEmpty, "\(again.recoveryNotes)")
+        #expect(disk.fileExists(storeDirectory.appending(second.file + ".damaged")), "a damaged snapshot is never deleted")
+        try again.close()
     }
 
     @Test func aDamagedSnapshotWithoutItsLogIsAClearError() throws {
         let (store, disk, clock, _) = try preparedStore()
-        let stats = try store.snapshot()  // compacts: the log behind it is gone
+        let stats = try store.snapshot()  // compacts behind the older one
+        let older = try #require(store.snapshotStatus.manifest?.snapshots.last)
         try store.close()
-        let path = storeDirectory.appending(stats.file)
-        var file = disk.contents(path)!
-        file[file.count - 3] ^= 0x40
-        disk.setContents(path, file)
-        // Retention 2 keeps the previous snapshot, but its log is gone too.
+        // Both retained snapshots damaged: the log before the older one is gone.
+        for name in [stats.file, SnapshotFormat.fileName(index: older)] {
+            let path = storeDirectory.appending(name)
+            var file = disk.contents(path)!
+            file[file.count - 3] ^= 0x40
+            disk.setContents(path, file)
+        }
         do {
             _ = try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10))
-            Issue.record("opened a store whose snapshot is damaged and whose log is compacted")
+            Issue.record("opened a store whose snapshots are damaged and whose log is compacted")
         } catch {
             guard case .unrecoverable(let reason) = error else { Issue.record("unexpected \(error)"); return }
-            #expect(reason.contains(stats.file) && reason.contains("starts at"), "\(reason)")
+            #expect(reason.contains(stats.file) && reason.contains(SnapshotFormat.fileName(index: older)) && reason.contains("starts at"), "\(reason)")
         }
+        #expect(disk.fileExists(storeDirectory.appending(stats.file)), "nothing is set aside when the store cannot open")
         // A damaged manifest names itself.
         disk.setContents(storeDirectory.appending(Manifest.fileName), Array("CAIRNMAN garbage".utf8))
         #expect(throws: StoreError.self) { try Store.open(directory: storeDirectory, options: options(disk, clock, segmentSize: 4 << 10)) }

@@ -12,8 +12,9 @@ import SystemPackage
 /// | snapshots | varint count (at most 1000), then each snapshot's index, newest first |
 /// | checksum  | CRC32C of everything before it, 4 bytes little-endian           |
 ///
-/// The log needed is everything after the newest snapshot's index; segments wholly at or below
-/// it may be deleted (compaction), so an older snapshot is only usable while its log is still there.
+/// The log kept is everything after the *oldest* listed snapshot's index; segments wholly at or
+/// below it may be deleted (compaction), so every listed snapshot has its log and a damaged newest
+/// one falls back to the previous.
 public struct Manifest: Sendable, Equatable {
     /// The manifest's name in a data directory.
     public static let fileName = "MANIFEST"

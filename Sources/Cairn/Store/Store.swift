@@ -182,7 +182,7 @@ public final class Store: @unchecked Sendable {
         }
         do {
             try checkContinuity(log: log, recovered: &recovered)
-            try cleanUp(directory: directory, log: log, recovered: recovered, fileSystem: options.fileSystem)
+            try cleanUp(directory: directory, log: log, recovered: &recovered, fileSystem: options.fileSystem)
         } catch {
             try? log.close()
             throw error

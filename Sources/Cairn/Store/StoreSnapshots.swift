@@ -8,7 +8,9 @@ import SystemPackage
 /// `snapshot()` takes an O(1) copy of the committed state and the index of its last txn,
 /// makes the log durable through that index (so a snapshot is never ahead of the log), writes
 /// `snapshot-<index>.lz4` while writes go on, switches the `MANIFEST` to it, then deletes the
-/// log segments it wholly covers and the snapshots beyond ``StoreOptions/snapshotsRetained``.
+/// snapshots beyond ``StoreOptions/snapshotsRetained`` and the log segments the *oldest* kept
+/// snapshot wholly covers (as ZooKeeper's purge keeps the logs its retained snapshots need), so
+/// a damaged newest snapshot still leaves the previous one plus the log to recover from.
 /// Each step is durable before the next, so a crash at any point opens to the same state.
 extension Store {
     /// Snapshot bookkeeping (under `snapshotLock`).
@@ -27,6 +29,8 @@ extension Store {
         var notes: [String] = []
         /// Snapshots in the manifest that could not be used, with why.
         var failures: [String] = []
+        /// Their indexes (set aside as `.damaged` files and dropped from the manifest on open).
+        var failedIndexes: [UInt64] = []
     }
 
     // MARK: Taking snapshots
@@ -79,9 +83,10 @@ extension Store {
             try manifest.write(directory: directory, fileSystem: fileSystem)
             snapshotState.manifest = manifest
             snapshotState.taken += 1
-            // Compaction: what the new snapshot covers is no longer needed to recover.
-            do { try log.removeSegments(coveredThrough: index) } catch { throw StoreError.log(error) }
+            // Compaction: what the oldest kept snapshot covers is no longer needed to recover
+            // from any kept one.
             try Self.removeSnapshots(all.dropFirst(kept.count), directory: directory, fileSystem: fileSystem)
+            do { try log.removeSegments(coveredThrough: kept.last!) } catch { throw StoreError.log(error) }
         } catch let error as SnapshotError {
             throw .snapshot(error)
         } catch let error as StoreError {
@@ -129,6 +134,7 @@ extension Store {
                 break
             } catch {
                 recovered.failures.append("\(SnapshotFormat.fileName(index: index)) is unusable: \(error)")
+                recovered.failedIndexes.append(index)
             }
         }
         return recovered
@@ -156,8 +162,21 @@ extension Store {
     }
 
     /// Finishes what a crash interrupted: temporary files, snapshots the manifest does not
-    /// name, and log segments the newest snapshot covers.
-    static func cleanUp(directory: FilePath, log: Log, recovered: RecoveredSnapshots, fileSystem: any FileSystem) throws(StoreError) {
+    /// name, and log segments the oldest kept snapshot covers. A snapshot that could not be
+    /// read is renamed `snapshot-<index>.lz4.damaged` (kept for inspection, never read again)
+    /// and dropped from the manifest, so it neither counts toward retention nor is tried again.
+    static func cleanUp(directory: FilePath, log: Log, recovered: inout RecoveredSnapshots, fileSystem: any FileSystem) throws(StoreError) {
+        if let manifest = recovered.manifest, !recovered.failedIndexes.isEmpty {
+            for index in recovered.failedIndexes {
+                let path = directory.appending(SnapshotFormat.fileName(index: index))
+                guard fileSystem.fileExists(path) else { continue }
+                do { try fileSystem.rename(path, to: directory.appending(SnapshotFormat.fileName(index: index) + ".damaged")) } catch { throw .log(.disk(error)) }
+            }
+            let usable = Manifest(snapshots: manifest.snapshots.filter { !recovered.failedIndexes.contains($0) })
+            do { try usable.write(directory: directory, fileSystem: fileSystem) } catch { throw .snapshot(error) }
+            recovered.manifest = usable
+            recovered.notes.append("set aside " + recovered.failedIndexes.map { SnapshotFormat.fileName(index: $0) + ".damaged" }.joined(separator: ", "))
+        }
         let live = Set(recovered.manifest?.snapshots ?? [])
         var names: [String] = []
         do { names = try fileSystem.listDirectory(directory) } catch { throw .log(.disk(error)) }
@@ -170,9 +189,9 @@ extension Store {
             removed = true
         }
         if removed { do { try fileSystem.syncDirectory(directory) } catch { throw .log(.disk(error)) } }
-        // Only behind the newest snapshot, and only when it was the one used.
-        if let newest = recovered.manifest?.snapshots.first, recovered.failures.isEmpty, recovered.index == newest {
-            do { try log.removeSegments(coveredThrough: newest) } catch { throw .log(error) }
+        // Behind the oldest kept snapshot, once one was used (the used one is never older).
+        if recovered.index > 0, let oldest = recovered.manifest?.snapshots.last {
+            do { try log.removeSegments(coveredThrough: min(oldest, recovered.index)) } catch { throw .log(error) }
         }
     }
 
