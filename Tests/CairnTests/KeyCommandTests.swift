@@ -65,6 +65,39 @@ import Testing
         try store.close()
     }
 
+    /// Later steps of a scan use the pass its first step sorted (O(log n + count) each), and
+    /// a step whose pass is gone (here: a new store on the same directory) still goes on from
+    /// its position, missing nothing.
+    @Test func scanStepsContinueFromTheirPassOrRebuildIt() throws {
+        let (store, disk, clock) = try makeStore(.no)
+        for i in 0..<400 { try store.set(Bytes("key:\(i)"), "v") }
+        var seen: [Bytes] = []
+        var step = store.scan(cursor: 0, count: 50)
+        seen += step.keys
+        #expect(store.scanPassesKept == 1 && step.cursor >> 48 != 0, "a pass was kept: cursor \(step.cursor)")
+        step = store.scan(cursor: step.cursor, count: 50)
+        seen += step.keys
+        #expect(store.scanPassesKept == 1, "the second step used the same pass")
+        try store.close()
+
+        let reopened = try reopen(disk, clock: clock, policy: .no)
+        var cursor = step.cursor
+        var steps = 0
+        repeat {
+            let next = reopened.scan(cursor: cursor, count: 50)
+            seen += next.keys
+            cursor = next.cursor
+            steps += 1
+        } while cursor != 0 && steps < 100
+        #expect(seen.count == 400 && Set(seen).count == 400, "every key once: \(seen.count), \(Set(seen).count) distinct")
+        #expect(reopened.scanPassesKept == 1)
+        // A cursor past every key, and an empty database.
+        #expect(reopened.scan(cursor: (UInt64(1) << 48) - 1, count: 10).cursor == 0)
+        let empty = reopened.scan(cursor: 0, db: 5)
+        #expect(empty.cursor == 0 && empty.keys.isEmpty)
+        try reopened.close()
+    }
+
     @Test func scanReturnsKeysPresentThroughoutDespiteChanges() throws {
         let (store, _, _) = try makeStore(.no)
         for i in 0..<300 { try store.set(Bytes("stay:\(i)"), "v") }

@@ -180,28 +180,47 @@ extension Store {
         }.sorted()
     }
 
+    /// Scan passes kept now, each a sorted snapshot of one database's keys (at most 8; one
+    /// unused for a minute is dropped).
+    public var scanPassesKept: Int { scanPasses.count }
+
     /// `SCAN cursor [MATCH pattern] [COUNT count]`. Keys are visited in the order of a fixed
-    /// 64-bit hash of their bytes and the cursor is the next hash to visit, so every key present
-    /// for the whole scan is returned at least once, whatever changes in between. Returns the
-    /// next cursor (0 when done) and the keys of this step.
+    /// hash of their bytes, so every key present for the whole scan is returned at least once,
+    /// whatever changes in between. The first step (cursor 0) sorts a snapshot of the keys, in
+    /// O(n log n); each later step is O(log n + count) while its pass is kept (``ScanPasses``).
+    /// Returns the next cursor (0 when done) and the keys of this step that still exist.
     public func scan(cursor: UInt64, match pattern: Bytes? = nil, count: Int = 10, db: Int = 0) -> (cursor: UInt64, keys: [Bytes]) {
         let (keyspace, now) = readView(db: db)
-        var candidates: [(UInt64, Bytes)] = []
-        for (key, entry) in keyspace.entries where !entry.isExpired(at: now) {
-            let hash = ScanHash.of(key)
-            if hash >= cursor { candidates.append((hash, key)) }
+        let generation = cursor >> ScanPasses.positionBits
+        let position = cursor & ScanPasses.positionMask
+        var pass = scanPasses.keys(generation: generation, db: db, position: position, now: now).map { (generation, $0) }
+        if pass == nil {
+            // A new scan, or one whose pass was dropped: a pass of the keys there now, from here on.
+            var keys: [(position: UInt64, key: Bytes)] = []
+            for (key, entry) in keyspace.entries where !entry.isExpired(at: now) {
+                let at = ScanPasses.position(of: key)
+                if at >= position { keys.append((at, key)) }
+            }
+            keys.sort { $0.position < $1.position || ($0.position == $1.position && $0.key < $1.key) }
+            pass = (scanPasses.add(db: db, from: position, keys: keys, now: now), keys)
         }
-        candidates.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-        var page = Array(candidates.prefix(max(1, count)))
-        // Never split keys of equal hash between steps.
-        if let last = page.last {
-            var i = page.count
-            while i < candidates.count && candidates[i].0 == last.0 { page.append(candidates[i]); i += 1 }
+        let (current, keys) = pass!
+        // The first key at or after `position` (binary search), then `count` keys, never
+        // splitting keys of one position between steps.
+        var low = 0, high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if keys[middle].position < position { low = middle + 1 } else { high = middle }
         }
-        let done = page.count == candidates.count || page.last!.0 == UInt64.max
-        let next = done ? 0 : page.last!.0 + 1
-        let keys = page.map(\.1).filter { pattern == nil || Glob.matches(pattern!, $0) }
-        return (next, keys)
+        if low == keys.count { return (0, []) }
+        var end = min(keys.count, low + max(1, count))
+        while end > low && end < keys.count && keys[end].position == keys[end - 1].position { end += 1 }
+        let done = end == keys.count || keys[end - 1].position == ScanPasses.positionMask
+        let next = done ? 0 : current << ScanPasses.positionBits | (keys[end - 1].position + 1)
+        let page = keys[low..<end].lazy.map(\.key).filter { key in
+            keyspace.live(key, at: now) != nil && (pattern == nil || Glob.matches(pattern!, key))
+        }
+        return (next, Array(page))
     }
 
     // MARK: Expiry

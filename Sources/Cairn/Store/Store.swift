@@ -115,6 +115,8 @@ public final class Store: @unchecked Sendable {
     let expirySlice: Int
     /// The background expirer's wake-ups (see StoreExpiry.swift).
     let expirer = ExpirerControl()
+    /// SCAN's passes in progress (see ScanPasses.swift).
+    let scanPasses = ScanPasses()
 
     let options: StoreOptions
     /// What recovery had to say beyond the log's own report (a damaged snapshot it skipped).
