@@ -30,6 +30,14 @@ public enum KeyspaceChange: Sendable {
     case listPopped(Bytes, count: Int, left: Bool, version: UInt64)
 }
 
+extension KeyspaceChange {
+    /// A put of an entry with a deadline (the only change that starts a timer).
+    var setsDeadline: Bool {
+        if case .put(_, let entry) = self { return entry.expiresAt != 0 }
+        return false
+    }
+}
+
 extension Keyspace {
     mutating func apply(_ change: KeyspaceChange) {
         switch change {

@@ -49,7 +49,13 @@ struct ExpiryTracker {
     /// deadline it scheduled (`Int64.max` for none), so a sleeping driver can be woken.
     mutating func track(_ changes: StoreState.Changes, time: Int64) -> Int64 {
         var earliest = Int64.max
-        for change in changes.keyspace { trackKey(change, db: 0, &earliest) }
+        // In place (a for-in loop would copy each change); nothing to do for a put without a
+        // deadline while no key has a timer, the common case.
+        changes.keyspace.withUnsafeBufferPointer { keyspace in
+            for i in keyspace.indices where !keyTimers.isEmpty || keyspace[i].setsDeadline {
+                trackKey(keyspace[i], db: 0, &earliest)
+            }
+        }
         for (db, change) in changes.otherDatabases { trackKey(change, db: db, &earliest) }
         for change in changes.tree {
             switch change {

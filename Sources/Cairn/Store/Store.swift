@@ -471,7 +471,7 @@ public final class Store: @unchecked Sendable {
     }
 
     static func applyOne(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> Reply {
-        state.apply(txn.operations[0], time: txn.time, index: index, changes: &changes)
+        txn.operations.withUnsafeBufferPointer { state.apply($0[0], time: txn.time, index: index, changes: &changes) }
     }
 
     /// The reusable one-operation array (writer lock held; unshared again once the txn is gone).

@@ -47,7 +47,10 @@ public enum TxnCodec {
         out.append(version)
         putSigned(txn.time, &out)
         putUnsigned(UInt64(txn.operations.count), &out)
-        for operation in txn.operations { encode(operation, &out) }
+        // In place: a for-in loop would copy (retain) each operation's payload.
+        txn.operations.withUnsafeBufferPointer { operations in
+            for i in operations.indices { encode(operations[i], &out) }
+        }
     }
 
     public static func encode(_ txn: Txn) -> [UInt8] {
@@ -161,7 +164,7 @@ public enum TxnCodec {
 
     @inline(__always) static func putBytes(_ bytes: Bytes, _ out: inout [UInt8]) {
         putUnsigned(UInt64(bytes.count), &out)
-        out.append(contentsOf: bytes.storage)
+        bytes.storage.withUnsafeBufferPointer { out.append(contentsOf: $0) }  // borrowed: no retain
     }
 
     static func putList(_ list: [Bytes], _ out: inout [UInt8]) {

@@ -45,7 +45,13 @@ public final class Log: @unchecked Sendable {
     /// First index of every segment, oldest first (the active one last).
     private var segmentFirstIndexes: [UInt64]
     private var firstIndex: UInt64
-    private var nextIndex: UInt64
+    private var nextIndex: UInt64 {
+        didSet { nextIndexMirror.store(nextIndex, ordering: .releasing) }
+    }
+    /// `nextIndex` and the policy, readable without the lock: the store reads both on every
+    /// write (two lock round trips a write saved). Written only under the lock.
+    private let nextIndexMirror = Atomic<UInt64>(0)
+    private let policyMirror = Atomic<UInt8>(0)
     private var durableIndex: UInt64
     private var syncInProgress = false
     private var failure: LogError?
@@ -192,6 +198,8 @@ public final class Log: @unchecked Sendable {
             throw .disk(error)
         }
         durableIndex = nextIndex - 1
+        nextIndexMirror.store(nextIndex, ordering: .releasing)  // (no observers run in init)
+        policyMirror.store(Self.policyCode(options.fsyncPolicy), ordering: .releasing)
         flusherRunning = true
         startThread(name: "cairn-log-flush") { [self] in flusherLoop() }
     }
@@ -621,7 +629,7 @@ public final class Log: @unchecked Sendable {
 
     /// The fsync policy in force; it can change while the log is open (`CONFIG SET appendfsync`).
     public var fsyncPolicy: FsyncPolicy {
-        get { state.withLock { options.fsyncPolicy } }
+        get { FsyncPolicy.allCases[Int(policyMirror.load(ordering: .acquiring))] }
         set {
             state.lock()
             defer { state.unlock() }
@@ -638,6 +646,7 @@ public final class Log: @unchecked Sendable {
                 return
             }
             options.fsyncPolicy = newValue
+            policyMirror.store(Self.policyCode(newValue), ordering: .releasing)
             flusherWork.signal()
         }
     }
@@ -653,7 +662,11 @@ public final class Log: @unchecked Sendable {
     }
 
     /// Index of the last record written, or `firstIndex - 1` when the log is empty.
-    public var lastIndex: UInt64 { state.withLock { nextIndex - 1 } }
+    public var lastIndex: UInt64 { nextIndexMirror.load(ordering: .acquiring) - 1 }
+
+    private static func policyCode(_ policy: FsyncPolicy) -> UInt8 {
+        UInt8(FsyncPolicy.allCases.firstIndex(of: policy)!)
+    }
     /// Index of the first record the log holds (or will hold).
     public var firstLogIndex: UInt64 { state.withLock { firstIndex } }
     /// Last index known to be durable on disk.
