@@ -33,12 +33,13 @@ public enum ZPath {
 
     /// The parent of a validated path other than the root.
     public static func parent(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        // On the UTF-8 view: a `Character` search would run grapheme breaking over the path.
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")), slash != path.utf8.startIndex else { return "/" }
         return String(path[..<slash])
     }
 
     /// The last segment of a validated path other than the root.
     public static func name(_ path: String) -> String {
-        String(path[path.index(after: path.lastIndex(of: "/")!)...])
+        String(path[path.utf8.index(after: path.utf8.lastIndex(of: UInt8(ascii: "/"))!)...])
     }
 }

@@ -120,7 +120,7 @@ extension ZTree {
             let parentPath = ZPath.parent(sequential ? path + "0" : path)
             // Read what is needed without holding a copy of the parent: it is then changed in
             // place, and a copy would make its set of children copy-on-write.
-            guard let parentKind = nodes[parentPath]?.kind, let parentBefore = nodes[parentPath]?.stat else { throw .noNode }
+            guard let (parentKind, parentBefore) = nodes[parentPath].map({ ($0.kind, $0.stat) }) else { throw .noNode }
             if parentKind == .ephemeral { throw .noChildrenForEphemerals }
             if kind == .ttl && (ttl <= 0 || ttl > EphemeralOwner.maxTTL) { throw .badArguments }
             if kind == .ephemeral && sessions[owner] == nil { throw .sessionExpired }
@@ -134,7 +134,7 @@ extension ZTree {
                 let digits = created < 0 ? counter : String(repeating: "0", count: max(0, 10 - counter.count)) + counter
                 finalPath = path + digits
             }
-            guard nodes[finalPath] == nil else { throw .nodeExists }
+            guard nodes.index(forKey: finalPath) == nil else { throw .nodeExists }  // (no copy of a node)
             var stat = Stat()
             stat.czxid = zxid
             stat.mzxid = zxid
@@ -247,6 +247,9 @@ extension ZTree {
         changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
     }
 
+    /// One access for several changes to a node (each `nodes[path]!` is a lookup of its own).
+    @inline(__always) private static func update(_ node: inout ZNode, _ body: (inout ZNode) -> Void) { body(&node) }
+
     private static func childAdded(_ parent: inout ZNode, name: String, zxid: Int64) -> Stat {
         parent.stat.cversion &+= 1
         parent.stat.pzxid = zxid
@@ -263,16 +266,18 @@ extension ZTree {
         return parent.stat
     }
 
+    mutating func apply(_ changes: UnsafeBufferPointer<TreeChange>) {
+        for i in changes.indices { apply(changes[i]) }
+    }
+
     mutating func apply(_ change: TreeChange) {
         switch change {
         case .put(let path, let node): nodes[path] = node
         case .remove(let path): nodes[path] = nil
         case .childAdded(let parent, let name, let stat):
-            nodes[parent]!.stat = stat
-            nodes[parent]!.children.insert(name)
+            Self.update(&nodes[parent]!) { $0.stat = stat; $0.children.insert(name) }
         case .childRemoved(let parent, let name, let stat):
-            nodes[parent]!.stat = stat
-            nodes[parent]!.children.remove(name)
+            Self.update(&nodes[parent]!) { $0.stat = stat; $0.children.remove(name) }
         case .event: break
         case .sessionOpened(let id, let timeout): sessions[id] = Session(timeout: timeout)
         case .sessionClosed(let id): sessions[id] = nil
