@@ -47,7 +47,9 @@ struct ExpiryTracker {
 
     /// Starts, moves or cancels timers for what one txn at `time` changed. Returns the earliest
     /// deadline it scheduled (`Int64.max` for none), so a sleeping driver can be woken.
-    mutating func track(_ changes: StoreState.Changes, time: Int64) -> Int64 {
+    /// `changes` is only read: `inout` passes the store's buffer by address, where a plain
+    /// argument read from the store's property would retain its three arrays on every write.
+    mutating func track(_ changes: inout StoreState.Changes, time: Int64) -> Int64 {
         var earliest = Int64.max
         // In place (a for-in loop would copy each change); nothing to do for a put without a
         // deadline while no key has a timer, the common case.
@@ -56,6 +58,7 @@ struct ExpiryTracker {
                 trackKey(keyspace[i], db: 0, &earliest)
             }
         }
+        if changes.otherDatabases.isEmpty && changes.tree.isEmpty { return earliest }  // (a loop over an empty array still retains it)
         for (db, change) in changes.otherDatabases { trackKey(change, db: db, &earliest) }
         for change in changes.tree {
             switch change {

@@ -292,7 +292,7 @@ public final class Store: @unchecked Sendable {
     /// Moves the timers the decided txn's changes call for (writer lock held), and wakes the
     /// expirer when one is due before it planned to look.
     private func trackTimers(_ now: Int64) {
-        let earliest = expiry.track(changeBuffer, time: now)
+        let earliest = expiry.track(&changeBuffer, time: now)
         if earliest != .max { expirer.scheduled(earliest) }
     }
 

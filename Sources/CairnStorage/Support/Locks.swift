@@ -8,7 +8,7 @@ import Darwin
 
 /// A pthread mutex in stable, heap-allocated storage (a pthread mutex must never move).
 public final class Lock: @unchecked Sendable {
-    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init() {
         mutex = .allocate(capacity: 1)
@@ -21,10 +21,13 @@ public final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
+    // @inlinable, so that other modules (the store) get these inlined and specialized: a
+    // public generic is otherwise called unspecialized across modules (metadata lookups, the
+    // result returned indirectly), which showed up on every write.
+    @inlinable @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
+    @inlinable @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lock()
         defer { unlock() }
@@ -86,12 +89,12 @@ public final class ConditionLock: @unchecked Sendable {
 
     public init() {}
 
-    @inline(__always) public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    @inlinable @inline(__always) public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         try lock.withLock(body)
     }
 
-    @inline(__always) public func lockNow() { lock.lock() }
-    @inline(__always) public func unlock() { lock.unlock() }
+    @inlinable @inline(__always) public func lockNow() { lock.lock() }
+    @inlinable @inline(__always) public func unlock() { lock.unlock() }
     public func wait() { condition.wait() }
     public func wait(nanoseconds: UInt64) { condition.wait(nanoseconds: nanoseconds) }
     public func broadcast() { condition.broadcast() }
@@ -100,7 +103,7 @@ public final class ConditionLock: @unchecked Sendable {
 
 /// Runs `body` over the bytes of `array`, keeping `body`'s typed error (the standard library's
 /// `withUnsafeBytes` rethrows an untyped one).
-@inline(__always)
+@inlinable @inline(__always)
 public func withBytes<T, E: Error>(_ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
     let result: Result<T, E> = array.withUnsafeBytes { raw in
         do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
@@ -109,7 +112,7 @@ public func withBytes<T, E: Error>(_ array: [UInt8], _ body: (UnsafeRawBufferPoi
 }
 
 /// Like ``withBytes(_:_:)`` for writing into `array`.
-@inline(__always)
+@inlinable @inline(__always)
 public func withMutableBytes<T, E: Error>(
     _ array: inout [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws(E) -> T
 ) throws(E) -> T {
