@@ -71,6 +71,10 @@ public struct StoreBenchmark: Sendable {
                 _ = try await store.execute([.setMany(keys: slice, values: Array(repeating: value, count: slice.count), onlyIfNoneExist: false)])
             }
         }
+        // Start every row from a quiet page cache: otherwise the kernel is still writing back
+        // the hundreds of megabytes the previous rows logged while this one is measured (and
+        // write-protecting mapped pages as it goes), which made a row depend on its neighbours.
+        sync()
         let end = monotonicNanoseconds() + UInt64(seconds * 1e9)
         let start = monotonicNanoseconds()
         let (count, histogram): (Int, Histogram<UInt64>)
