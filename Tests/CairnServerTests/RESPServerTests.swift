@@ -107,34 +107,27 @@ import Glibc
         defer { server.stop() }
         let a = try RawClient(port: server.port)
         let b = try RawClient(port: server.port)
-        a.command("SELECT", "1"); _ = a.reply()
-        a.command("WATCH", "k"); _ = a.reply()
-        a.command("SELECT", "2"); _ = a.reply()
-        a.command("WATCH", "k"); _ = a.reply()
-        b.command("SELECT", "3"); _ = b.reply()
-        b.command("SET", "k", "elsewhere"); _ = b.reply()  // a database nobody watched
-        a.command("MULTI"); _ = a.reply()
-        a.command("SET", "done", "1"); _ = a.reply()
-        a.command("EXEC"); #expect(a.reply() == "*1\r\n+OK\r\n", "an unwatched database's k changed: EXEC runs")
-
-        a.command("SELECT", "1"); _ = a.reply()
-        a.command("WATCH", "k"); _ = a.reply()
-        a.command("SELECT", "2"); _ = a.reply()
-        a.command("WATCH", "k"); _ = a.reply()
-        b.command("SELECT", "2"); _ = b.reply()
-        b.command("SET", "k", "changed"); _ = b.reply()  // the second watch's database
-        a.command("MULTI"); _ = a.reply()
-        a.command("SET", "done", "2"); _ = a.reply()
-        a.command("EXEC"); #expect(a.reply() == "*-1\r\n", "k of database 2 changed: nothing ran")
-
-        a.command("SELECT", "2"); _ = a.reply()
-        a.command("WATCH", "k"); _ = a.reply()
-        a.command("SELECT", "0"); _ = a.reply()
-        b.command("SELECT", "2"); _ = b.reply()
-        b.command("DEL", "k"); _ = b.reply()  // watched from database 0's point of view too
-        a.command("MULTI"); _ = a.reply()
-        a.command("SET", "done", "3"); _ = a.reply()
-        a.command("EXEC"); #expect(a.reply() == "*-1\r\n", "k of database 2 changed while database 0 was selected")
+        /// `a` WATCHes k in each of `watched` (SELECTing each), ends in `selected`; `b` runs
+        /// `change` on k in database `changed`; then `a`'s EXEC of one SET answers.
+        func exec(watched: [Int], selected: Int, changed: Int, _ change: String..., step: Int) -> String {
+            for db in watched {
+                a.command("SELECT", "\(db)"); _ = a.reply()
+                a.command("WATCH", "k"); _ = a.reply()
+            }
+            a.command("SELECT", "\(selected)"); _ = a.reply()
+            b.command("SELECT", "\(changed)"); _ = b.reply()
+            b.command(change); _ = b.reply()
+            a.command("MULTI"); _ = a.reply()
+            a.command("SET", "done", "\(step)"); _ = a.reply()
+            a.command("EXEC")
+            return a.reply()
+        }
+        #expect(exec(watched: [1, 2], selected: 2, changed: 3, "SET", "k", "elsewhere", step: 1) == "*1\r\n+OK\r\n",
+                "k changed in a database nobody watched: EXEC runs")
+        #expect(exec(watched: [1, 2], selected: 2, changed: 2, "SET", "k", "changed", step: 2) == "*-1\r\n",
+                "k of the second watch's database changed: nothing ran")
+        #expect(exec(watched: [2], selected: 0, changed: 2, "DEL", "k", step: 3) == "*-1\r\n",
+                "k of database 2 changed while database 0 was selected")
         a.command("SELECT", "2"); _ = a.reply()
         a.command("GET", "done"); #expect(a.reply() == "$1\r\n1\r\n")
     }

@@ -49,7 +49,8 @@ final class RawClient {
     func send(_ bytes: [UInt8]) { socket.send(bytes) }
 
     /// A command as a RESP array of bulk strings.
-    func command(_ arguments: String...) { send(Self.encode(arguments)) }
+    func command(_ arguments: String...) { command(arguments) }
+    func command(_ arguments: [String]) { send(Self.encode(arguments)) }
 
     static func encode(_ arguments: [String]) -> String {
         "*\(arguments.count)\r\n" + arguments.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.joined()
