@@ -136,6 +136,6 @@ import Glibc
         let result = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["timeout", "180", interpreter, script, "127.0.0.1:\(zkPort)"])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("checks passed"), "\(result.output)")
-        print(result.output.split(separator: "\n").last ?? "")
+        print(String(result.output.split(separator: "\n").last ?? Substring("")))
     }
 }

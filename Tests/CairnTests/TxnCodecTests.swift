@@ -76,6 +76,12 @@ import Testing
         #expect(throws: TxnCodec.DecodeError.invalidValue("null data with bytes", offset: 3)) { try TxnCodec.decode([1, 0, 1, 33, 2, 0x2F, 0x61, 1, 0x78, 0, 0, 0, 0, 0]) }
         // A count far beyond the bytes present is refused before anything is allocated for it.
         #expect(throws: TxnCodec.DecodeError.self) { try TxnCodec.decode([1, 0, 0xFF, 0xFF, 0xFF, 0x7F]) }
+        // Found by FuzzTxnDecoder (a stack overflow): a long chain of database operations, each
+        // wrapping the next, is refused at the second link instead of recursing down the chain.
+        let chain: [UInt8] = [1, 0, 1] + Array(repeating: [30, 1], count: 100_000).flatMap { $0 } + [7, 1, 0x6B]
+        #expect(throws: TxnCodec.DecodeError.invalidValue("nested database operation", offset: 5)) { try TxnCodec.decode(chain) }
+        #expect(throws: TxnCodec.DecodeError.invalidValue("nested database operation", offset: 5)) { try TxnCodec.decode([1, 0, 1, 25, 1, 30, 1, 7, 1, 0x6B]) }
+        #expect((try? TxnCodec.decode([1, 0, 1, 30, 1, 7, 1, 0x6B]))?.operations == [.inDatabase(1, .getDelete("k"))])
         // Found by FuzzTxnDecoder: a logged pop with a negative count is refused, not trusted.
         var keyspace = StoreState()
         var changes = StoreState.Changes()

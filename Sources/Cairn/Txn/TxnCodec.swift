@@ -387,7 +387,9 @@ public enum TxnCodec {
             case 28: return .createSession(timeout: try signed())
             case 29: return .closeSession(try signed())
             case 30:
-                // A key-value operation of database 1-15: no tree operation, no nesting.
+                // A key-value operation of database 1-15: no tree operation, no nesting. Refused
+                // before decoding what it wraps, so a chain of these cannot recurse without bound.
+                guard !nested else { throw .invalidValue("nested database operation", offset: start) }
                 let db = try unsigned()
                 guard db < UInt64(StoreState.databaseCount) else { throw .invalidValue("database", offset: start) }
                 let inner = try operation(nested: true)
