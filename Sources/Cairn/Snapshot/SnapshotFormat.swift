@@ -336,18 +336,30 @@ public enum SnapshotFormat {
         guard nodes == header.nodes else { throw .countMismatch("znodes", header: header.nodes, found: nodes) }
         guard sessions == header.sessions else { throw .countMismatch("sessions", header: header.sessions, found: sessions) }
 
-        // What is derived: children, numChildren, and each session's ephemerals.
-        guard nodeTable["/"] != nil else { throw .malformed("the root znode is missing", offset: checksummed) }
+        // What is derived: children, numChildren, and each session's ephemerals. Gathered in a
+        // first pass that only reads the node table, then set once per parent: changing the
+        // table while iterating it would copy the trie's paths the iterator still holds.
+        guard nodeTable.index(forKey: "/") != nil else { throw .malformed("the root znode is missing", offset: checksummed) }
+        var childrenOf: [String: [String]] = [:]
+        var ephemeralsOf: [Int64: [String]] = [:]
         for (path, node) in nodeTable where path != "/" {
             let parent = ZPath.parent(path)
-            guard nodeTable[parent] != nil else { throw .malformed("znode \(path) has no parent \(parent)", offset: checksummed) }
-            nodeTable[parent]!.children.insert(ZPath.name(path))
+            guard nodeTable.index(forKey: parent) != nil else { throw .malformed("znode \(path) has no parent \(parent)", offset: checksummed) }
+            childrenOf[parent, default: []].append(ZPath.name(path))
             if node.kind == .ephemeral {
-                guard sessionTable[node.stat.ephemeralOwner] != nil else {
+                guard sessionTable.index(forKey: node.stat.ephemeralOwner) != nil else {
                     throw .malformed("ephemeral znode \(path) belongs to session \(node.stat.ephemeralOwner), which is not open", offset: checksummed)
                 }
-                sessionTable[node.stat.ephemeralOwner]!.ephemerals.insert(path)
+                ephemeralsOf[node.stat.ephemeralOwner, default: []].append(path)
             }
+        }
+        func adopt(_ parent: inout ZNode, _ names: [String]) {
+            parent.children = TreeSet(names)
+            parent.stat.numChildren = Int32(parent.children.count)  // (not stored: derived here)
+        }
+        for (parent, names) in childrenOf { adopt(&nodeTable[parent]!, names) }
+        for (owner, paths) in ephemeralsOf {
+            sessionTable[owner]!.ephemerals = TreeSet(paths)
         }
         for (path, entry) in aclTable {
             guard nodeTable[path] != nil else { throw .malformed("ACL for znode \(path), which is not in the snapshot", offset: entry.offset) }
@@ -356,9 +368,6 @@ public enum SnapshotFormat {
         for (path, offset) in nullData {
             guard let node = nodeTable[path], node.data.isEmpty else { throw .malformed("null data for znode \(path), which is not in the snapshot or has data", offset: offset) }
             nodeTable[path]!.dataIsNull = true
-        }
-        for (path, node) in nodeTable where node.stat.numChildren != Int32(node.children.count) {
-            nodeTable[path]!.stat.numChildren = Int32(node.children.count)
         }
         state.tree.nodes = nodeTable
         state.tree.sessions = sessionTable
