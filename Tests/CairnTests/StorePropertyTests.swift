@@ -132,6 +132,45 @@ import Testing
         try store.close()
     }
 
+    /// A full disk when the log needs its next segment: under `no` and `everysec` a write is
+    /// visible once applied, so the room is made before the txn is applied. The refused write
+    /// is never seen, the store stops, and a reopen finds exactly the acknowledged writes.
+    @Test(arguments: [FsyncPolicy.no, .everysec, .always])
+    func aFullDiskRefusesTheWriteBeforeAnyoneSeesIt(policy: FsyncPolicy) throws {
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        let store = try Store.open(directory: storeDirectory, options: StoreOptions(
+            fsyncPolicy: policy, segmentSize: 8 << 10, clock: clock, fileSystem: disk, activeExpiry: false))
+        disk.capacity = disk.usedBytes + (12 << 10)  // the first segment and a bit: no room for a third
+        var acknowledged = 0
+        var refused: Bytes?
+        let value = Bytes(String(repeating: "v", count: 300))
+        for i in 0..<200 {
+            let key = Bytes("key\(i)")
+            do {
+                try store.set(key, value)
+                acknowledged += 1
+            } catch {
+                refused = key
+                guard case .log(.writerFailed(let cause)) = error as? StoreError, cause.isOutOfSpace else {
+                    Issue.record("expected ENOSPC from the log, got \(error)")
+                    return
+                }
+                break
+            }
+        }
+        let key = try #require(refused, "the disk never filled")
+        #expect(try store.get(key) == nil, "a refused write is not visible")
+        #expect(try store.get(Bytes("key\(acknowledged - 1)")) == value)
+        #expect(throws: StoreError.self) { try store.set("after", "x") }  // the store has stopped
+        try? store.close()
+        disk.capacity = nil
+        let reopened = try reopen(disk, clock: clock, policy: policy)
+        #expect(reopened.stateView().keyCount == acknowledged)
+        #expect(try reopened.get(key) == nil)
+        try reopened.close()
+    }
+
     @Test func readersNeverSeeAWriteBeforeItsSync() throws {
         // The sync of the second write fails: its value must never become visible.
         let disk = SimulatedFileSystem()

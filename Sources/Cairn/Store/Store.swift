@@ -236,6 +236,10 @@ public final class Store: @unchecked Sendable {
         if let refusal, let refused = refusal(headIsCommitted ? committed : head) { return (refused, lastLogged, false) }
         let txn = Txn(time: now, operations: operations(now))
         let index = lastLogged + 1
+        // Encoded, and room made for it in the log, before anything changes: a full disk or a
+        // failed log refuses the write with nothing applied (under `no`/`everysec` the change
+        // is visible as soon as it is applied).
+        try prepare(txn)
         changeBuffer.removeAll()
         let immediate = log.fsyncPolicy != .always
         if headIsCommitted && immediate {
@@ -248,7 +252,7 @@ public final class Store: @unchecked Sendable {
                 return replies
             }
             if changeBuffer.isEmpty { return (replies, lastLogged, false) }
-            try submit(txn, index)
+            try submit(index)
             trackTimers(now)
             countForSnapshot()
             enqueue(fired)
@@ -263,7 +267,7 @@ public final class Store: @unchecked Sendable {
         }
         let replies = apply(&head, txn, index, &changeBuffer)
         if changeBuffer.isEmpty { return (replies, lastLogged, false) }
-        try submit(txn, index)
+        try submit(index)
         trackTimers(now)
         countForSnapshot()
         if !immediate || !pending.isEmpty {
@@ -276,10 +280,25 @@ public final class Store: @unchecked Sendable {
         return (replies, index, false)
     }
 
-    /// Logs a decided txn (writer lock held). A refused write stops the store: the state now
-    /// holds a change the log does not (under `no`/`everysec` readers may see it until reopen).
-    private func submit(_ txn: Txn, _ index: UInt64) throws(StoreError) {
+    /// Encodes `txn` and makes room for it in the log (writer lock held). A txn too large for
+    /// one record is refused and the store goes on; any other refusal means the log has failed
+    /// (a full disk when making the next segment, a failed sync) and stops the store. Either
+    /// way nothing has been applied yet.
+    private func prepare(_ txn: Txn) throws(StoreError) {
         TxnCodec.encode(txn, into: &encodeBuffer)
+        do {
+            try log.reserve(payloadLength: encodeBuffer.count)
+        } catch {
+            if case .payloadTooLarge = error { throw .log(error) }
+            failure = .log(error)
+            throw .log(error)
+        }
+    }
+
+    /// Logs the prepared txn (writer lock held). Room was made for it, so this fails only if the
+    /// log failed meanwhile (a background sync); the store then stops, and under `no` or
+    /// `everysec` readers may see this one change until the store is reopened.
+    private func submit(_ index: UInt64) throws(StoreError) {
         do {
             let logged = try withBytes(encodeBuffer) { (raw) throws(LogError) -> UInt64 in try log.submit(raw) }
             precondition(logged == index, "the log assigned \(logged), the store expected \(index)")

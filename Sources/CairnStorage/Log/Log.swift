@@ -41,7 +41,9 @@ public final class Log: @unchecked Sendable {
 
     // Everything below is guarded by `state`.
     private var options: LogOptions
-    private var active: ActiveSegment
+    private var active: ActiveSegment {
+        didSet { publishRoom() }  // (a class: changes to its fields call publishRoom themselves)
+    }
     /// First index of every segment, oldest first (the active one last).
     private var segmentFirstIndexes: [UInt64]
     private var firstIndex: UInt64
@@ -54,8 +56,18 @@ public final class Log: @unchecked Sendable {
     private let policyMirror = Atomic<UInt8>(0)
     private var durableIndex: UInt64
     private var syncInProgress = false
-    private var failure: LogError?
-    private var isClosed = false
+    private var failure: LogError? {
+        didSet { settledMirror.store(failure != nil || isClosed, ordering: .releasing) }
+    }
+    private var isClosed = false {
+        didSet { settledMirror.store(failure != nil || isClosed, ordering: .releasing) }
+    }
+    /// Room left in the active segment, and whether the log has failed or closed, readable
+    /// without the lock: `reserve` needs the lock only when a segment must be made.
+    private let roomMirror = Atomic<Int>(0)
+    private let settledMirror = Atomic<Bool>(false)
+
+    private func publishRoom() { roomMirror.store(active.capacity - active.writeOffset, ordering: .releasing) }
     private var flusherRunning = false
     /// How many threads wait on `progress`: it is signalled only when someone does.
     private var blockedThreads = 0
@@ -199,6 +211,7 @@ public final class Log: @unchecked Sendable {
         }
         durableIndex = nextIndex - 1
         nextIndexMirror.store(nextIndex, ordering: .releasing)  // (no observers run in init)
+        publishRoom()
         policyMirror.store(Self.policyCode(options.fsyncPolicy), ordering: .releasing)
         flusherRunning = true
         startThread(name: "cairn-log-flush") { [self] in flusherLoop() }
@@ -274,11 +287,37 @@ public final class Log: @unchecked Sendable {
         }
         let wasNearlyFull = activeNearlyFull
         active.writeOffset += size
+        publishRoom()
         if !wasNearlyFull && activeNearlyFull && options.fsyncPolicy != .always { flusherWork.signal() }
         nextIndex = index + 1
         counters.appends += 1
         counters.appendedBytes += UInt64(size)
         return index
+    }
+
+    /// Makes sure the next record, of `payloadLength` bytes, can be submitted without I/O that
+    /// could fail: when the active segment cannot hold it, the segment is sealed and the next
+    /// one made now. A caller that must not change anything visible before its record is
+    /// accepted (the store applies a txn before submitting it) reserves first: a full disk then
+    /// fails here, before the change, and the `submit` that follows can only fail if the log
+    /// has failed meanwhile. The promise holds for a caller that is the log's only appender
+    /// (as the store is, under its writer lock): another appender could take the room.
+    public func reserve(payloadLength: Int) throws(LogError) {
+        // The common case without the lock: the caller is the only appender, so the room it
+        // sees cannot shrink before its submit.
+        if !settledMirror.load(ordering: .acquiring), payloadLength <= LogFormat.maxPayloadLength,
+           LogFormat.recordSize(payloadLength: payloadLength) <= roomMirror.load(ordering: .acquiring) {
+            return
+        }
+        state.lock()
+        defer { state.unlock() }
+        guard payloadLength <= LogFormat.maxPayloadLength else {
+            throw .payloadTooLarge(size: payloadLength, limit: LogFormat.maxPayloadLength)
+        }
+        if let failure { throw failure }
+        if isClosed { throw .closed }
+        let size = LogFormat.recordSize(payloadLength: payloadLength)
+        if active.writeOffset + size > active.capacity { try makeRoom(for: size) }
     }
 
     /// Writes one record and returns its index once it is committed under the policy.
@@ -540,6 +579,7 @@ public final class Log: @unchecked Sendable {
                 try active.handle.preallocate(size: size)
                 if options.fsyncPolicy != .always { try active.handle.mapForWriting(size: size) }
                 active.capacity = size
+                publishRoom()
                 return
             }
             // Seal: the old segment is durable before the new one gets its first record, so
