@@ -245,6 +245,37 @@ import Glibc
         #expect(try reads.body.int() == TreeError.noNode.rawValue)
     }
 
+    /// Each operation of a multi is checked against the ACLs its predecessors leave: a node the
+    /// multi creates with an ACL that shuts this client out cannot be given a child by it.
+    @Test func aMultisACLChecksSeeItsEarlierOperations() throws {
+        let server = try ZKTestServer()
+        defer { server.stop() }
+        let client = try ZKRawClient(port: server.port)
+        try client.connect()
+        let others = ACLEntry(perms: ACLEntry.all, scheme: "digest", id: "bob:0Xx5dQ6gpUzCqZKS6sqUUAbSKcM=")
+        var failed = try client.call(.multi, .multi([
+            (.create, .create(path: "/closed", data: [], acl: [others], flags: 0, ttl: nil)),
+            (.create, .create(path: "/closed/child", data: [], acl: [.open], flags: 0, ttl: nil)),
+        ]))
+        #expect(failed.err == 0)
+        var codes: [Int32] = []
+        while true {
+            _ = try failed.body.int()
+            let done = try failed.body.boolean()
+            _ = try failed.body.int()
+            if done { break }
+            codes.append(try failed.body.int())
+        }
+        #expect(codes == [0, TreeError.noAuth.rawValue])
+        #expect(try client.call(.exists, .exists(path: "/closed", watch: false)).err == TreeError.noNode.rawValue)
+        // An open ACL lets the same multi through.
+        #expect(try client.call(.multi, .multi([
+            (.create, .create(path: "/open", data: [], acl: [.open], flags: 0, ttl: nil)),
+            (.create, .create(path: "/open/child", data: [], acl: [.open], flags: 0, ttl: nil)),
+        ])).err == 0)
+        #expect(try client.call(.exists, .exists(path: "/open/child", watch: false)).err == 0)
+    }
+
     @Test func aclsWithDigestAndIPSchemes() throws {
         let server = try ZKTestServer()
         defer { server.stop() }

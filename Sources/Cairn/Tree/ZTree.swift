@@ -70,6 +70,17 @@ extension ZNode {
 }
 
 extension ZTree {
+    /// The tree after one create, delete, setData, setACL or check, or nil when it would fail:
+    /// what a server needs to check each operation of a `multi` against the ones before it (as
+    /// ZooKeeper checks a multi's ACLs). An O(1) copy changed along one path; zxids and times
+    /// in it are placeholders, so only its structure, data and ACLs are meaningful.
+    public func applying(_ operation: Operation) -> ZTree? {
+        var after = self
+        var changes: [TreeChange] = []
+        if case .treeError = after.apply(operation, index: 0, time: 0, changes: &changes) { return nil }
+        return after
+    }
+
     /// Applies one tree operation at `index` (the zxid) and `time`; changes are appended.
     mutating func apply(_ operation: Operation, index: UInt64, time: Int64, changes: inout [TreeChange]) -> Reply {
         if case .multi(let operations) = operation {

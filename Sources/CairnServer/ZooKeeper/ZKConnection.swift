@@ -402,8 +402,15 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             }
             let count = operations.count
             return (.multi(prepared.map(\.0)), { tree in
-                for (position, (_, check)) in prepared.enumerated() {
-                    if let error = check(tree) { return .multiFailed(codes: Self.failureCodes(count, at: position, error)) }
+                // Each operation is checked against the tree its predecessors leave, as
+                // ZooKeeper does: a node the multi creates carries its new ACL for the next ones.
+                var scratch = tree
+                for (position, (operation, check)) in prepared.enumerated() {
+                    if let error = check(scratch) { return .multiFailed(codes: Self.failureCodes(count, at: position, error)) }
+                    guard position < count - 1 else { break }
+                    // One that would fail is left to the multi's own apply, which answers it.
+                    guard let next = scratch.applying(operation) else { break }
+                    scratch = next
                 }
                 return nil
             })
