@@ -625,6 +625,13 @@ class E2E(object):
         res = tx.commit()
         expect_eq("multi sees its own earlier ops", res, [self.p("t", "par"), self.p("t", "par", "kid")])
         tx = c1.transaction()
+        tx.create(self.p("t", "shut"), acl=[make_digest_acl("nobody", "x", all=True)])
+        tx.create(self.p("t", "shut", "kid"))
+        res = tx.commit()
+        expect_eq("multi checks ACLs its earlier ops set -> [RolledBack, NoAuth]",
+                  [type(r) for r in res], [RolledBackError, NoAuthError])
+        expect_eq("multi refused by an ACL left nothing", c1.exists(self.p("t", "shut")), None)
+        tx = c1.transaction()
         tx.create(self.p("t", "sq-"), sequence=True)
         res = tx.commit()
         expect_true("multi sequential create returns real name",
