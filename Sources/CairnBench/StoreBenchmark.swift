@@ -51,7 +51,7 @@ public struct StoreBenchmark: Sendable {
 
     public func run(_ workload: Workload, mode: FsyncPolicy, clients: Int) async throws -> Row {
         let path = try newDirectory("\(mode.rawValue)-\(workload.rawValue)-\(clients)")
-        let store = try Store.open(directory: path, options: StoreOptions(fsyncPolicy: mode, snapshotEveryTxns: 0, snapshotEveryBytes: 0))
+        let store = try Store.open(directory: path, options: StoreOptions(fsyncPolicy: mode))
         let keys = keys(keySpace)
         let value = Bytes([UInt8](repeating: 0x61, count: valueSize))
         if workload == .create || workload == .setData || workload == .getData {

@@ -56,18 +56,18 @@ public final class Log: @unchecked Sendable {
     private let policyMirror = Atomic<UInt8>(0)
     private var durableIndex: UInt64
     private var syncInProgress = false
-    private var failure: LogError? {
-        didSet { settledMirror.store(failure != nil || isClosed, ordering: .releasing) }
-    }
-    private var isClosed = false {
-        didSet { settledMirror.store(failure != nil || isClosed, ordering: .releasing) }
-    }
+    private var failure: LogError? { didSet { publishSettled() } }
+    private var isClosed = false { didSet { publishSettled() } }
     /// Room left in the active segment, and whether the log has failed or closed, readable
     /// without the lock: `reserve` needs the lock only when a segment must be made.
     private let roomMirror = Atomic<Int>(0)
     private let settledMirror = Atomic<Bool>(false)
 
     private func publishRoom() { roomMirror.store(active.capacity - active.writeOffset, ordering: .releasing) }
+    private func publishSettled() { settledMirror.store(failure != nil || isClosed, ordering: .releasing) }
+    private static func policyCode(_ policy: FsyncPolicy) -> UInt8 {
+        UInt8(FsyncPolicy.allCases.firstIndex(of: policy)!)
+    }
     private var flusherRunning = false
     /// How many threads wait on `progress`: it is signalled only when someone does.
     private var blockedThreads = 0
@@ -703,10 +703,6 @@ public final class Log: @unchecked Sendable {
 
     /// Index of the last record written, or `firstIndex - 1` when the log is empty.
     public var lastIndex: UInt64 { nextIndexMirror.load(ordering: .acquiring) - 1 }
-
-    private static func policyCode(_ policy: FsyncPolicy) -> UInt8 {
-        UInt8(FsyncPolicy.allCases.firstIndex(of: policy)!)
-    }
     /// Index of the first record the log holds (or will hold).
     public var firstLogIndex: UInt64 { state.withLock { firstIndex } }
     /// Last index known to be durable on disk.
