@@ -33,6 +33,9 @@ public struct ExpiryBenchmark: Sendable {
         public var slowDuring: Int
         /// The slowest `fdatasync` the log made in the whole run (ms).
         public var slowestSyncMilliseconds: Double = 0
+        /// The longest the writer spent starting a new log segment (ms), and how many it started.
+        public var slowestSegmentSwitchMilliseconds: Double = 0
+        public var segmentsCreated: UInt64 = 0
 
         /// Milliseconds the slowest write waited while the keys were expiring.
         public var maxWriteMillisecondsDuring: Double { Double(during.max) / 1e6 }
@@ -49,7 +52,8 @@ public struct ExpiryBenchmark: Sendable {
                     + ", in \(expireTxns) txns",
                 "  writes before: \(before.totalCount), \(spread(before)), over 10 ms: \(slowBefore)",
                 "  writes during: \(writesDuring), \(spread(during)), over 10 ms: \(slowDuring)  (target: none)",
-                "  slowest fdatasync of the log in the run: " + String(format: "%.3f ms", slowestSyncMilliseconds),
+                "  slowest fdatasync of the log in the run: " + String(format: "%.3f ms", slowestSyncMilliseconds)
+                    + String(format: "; slowest of %llu segment switches: %.3f ms", segmentsCreated, slowestSegmentSwitchMilliseconds),
             ]
         }
     }
@@ -156,14 +160,16 @@ public struct ExpiryBenchmark: Sendable {
         shared.phase.store(2, ordering: .releasing)
         while !shared.lock.withLock({ shared.done }) { usleep(1000) }
         let expireTxns = UInt64(store.expiryCounts.txns)
-        let slowestSync = Double(store.log.stats.maxSyncNanoseconds) / 1e6
+        let logStats = store.log.stats
+        let slowestSync = Double(logStats.maxSyncNanoseconds) / 1e6
         try store.close()
         try? FileManager.default.removeItem(atPath: path.string)
         if let failure = shared.lock.withLock({ shared.failure }) { throw BenchError(message: "the writer failed: \(failure)") }
         return Result(
             mode: mode, keys: keys, loadSeconds: loadSeconds, expirySeconds: Double(expiredAt - dueAt) / 1e9,
             expireTxns: expireTxns, before: shared.before, during: shared.during, writesDuring: shared.writesDuring,
-            allExpired: allExpired, slowBefore: shared.slowBefore, slowDuring: shared.slowDuring, slowestSyncMilliseconds: slowestSync)
+            allExpired: allExpired, slowBefore: shared.slowBefore, slowDuring: shared.slowDuring, slowestSyncMilliseconds: slowestSync,
+            slowestSegmentSwitchMilliseconds: Double(logStats.maxSegmentSwitchNanoseconds) / 1e6, segmentsCreated: logStats.segmentsCreated)
     }
 }
 

@@ -377,7 +377,22 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
         }
     }
 
+    private let syncGate = ConditionLock()
+    private var syncsHeld = false
+
+    /// Makes every `syncData` block, before it syncs anything, until ``releaseSyncs()``: a test
+    /// can then let writers pile up behind one sync without depending on timing.
+    public func holdSyncs() { syncGate.withLock { syncsHeld = true } }
+
+    public func releaseSyncs() {
+        syncGate.withLock {
+            syncsHeld = false
+            syncGate.broadcast()
+        }
+    }
+
     fileprivate func sync(_ handle: SimulatedFileHandle) throws(DiskError) {
+        syncGate.withLock { while syncsHeld { syncGate.wait() } }
         try withFile(handle, .sync) { file in
             for operation in file.unsynced { Self.perform(operation, on: &file.durable) }
             file.unsynced.removeAll()

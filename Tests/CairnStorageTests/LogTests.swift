@@ -126,8 +126,14 @@ import Testing
     @Test func theGroupCommitTargetFallsBackToOneAfterABurst() async throws {
         let disk = SimulatedFileSystem()
         let log = try Log.open(directory: dataDirectory, options: LogOptions(fsyncPolicy: .always), fileSystem: disk)
+        // The burst, without depending on timing: syncs are held until all 32 appenders have
+        // written a record (each waits for it before its next), so they share one sync.
+        disk.holdSyncs()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<32 { group.addTask { for i in 0..<20 { try await log.append(payload(task + i)) } } }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while log.stats.writtenIndex < 32 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            disk.releaseSyncs()
             try await group.waitForAll()
         }
         // The target follows batch sizes; one of 8 or more puts it where `x - x / 8` never left.

@@ -161,6 +161,53 @@ import Testing
         #expect(found == LogFormat.segmentFirstIndex(fileName: names[2]))
     }
 
+    /// Under `no` and `everysec` the flusher seals a full segment while the writer goes on in
+    /// the next: a power cut can take the unsynced tail of the segment before the last. It still
+    /// has its preallocated zeros, so recovery knows it was never sealed: it is cut as a torn
+    /// tail, and the last segment (begun after it, never synced) goes with it.
+    @Test func aSegmentLeftUnsealedIsCutAndTheSegmentBegunAfterItGoes() throws {
+        let (disk, names) = try makeLog(150)  // 64 + 64 + 22 records
+        #expect(names.count == 3)
+        let kept = 54
+        mutate(disk, names[1]) { bytes in
+            bytes = Array(bytes[0..<(kept * Self.recordSize)]) + [UInt8](repeating: 0, count: 8192 - kept * Self.recordSize)
+        }
+        let scan = try LogDirectoryScan.run(directory: dataDirectory, fileSystem: disk)
+        guard case .tornTail(let tail)? = scan.problem else {
+            Issue.record("expected a torn tail, got \(String(describing: scan.problem))")
+            return
+        }
+        #expect(tail.file == names[1] && tail.offset == kept * Self.recordSize)
+        #expect(tail.defect == .endsBeforeNextSegment)
+        #expect(tail.removedSegments == [names[2]] && tail.removedRecords == 22)
+        #expect(tail.description.contains(names[2]) && tail.description.contains("22 unsynced records"))
+        #expect(scan.lastValidIndex == UInt64(64 + kept) && scan.recordCount == 64 + kept)
+        let repair = try #require(LogRepair.plan(for: scan))
+        #expect(repair.file == names[1] && repair.removedSegments == [names[2]] && repair.lastKeptIndex == UInt64(64 + kept))
+
+        let (records, log) = try readAllRecords(dataDirectory, fileSystem: disk, options: options)
+        #expect(records.count == 64 + kept, "the last segment's records are never replayed")
+        #expect(!disk.fileExists(dataDirectory.appending(names[2])))
+        #expect(try log.append([1]) == UInt64(64 + kept + 1))
+        try log.close()
+        let again = try Log.open(directory: dataDirectory, options: options, fileSystem: disk)
+        #expect(again.recovery.problem == nil)
+        try again.close()
+    }
+
+    /// The same hole after a segment cut to its last record (sealed) is not a crash: a segment
+    /// is missing, and the log refuses to open.
+    @Test func aGapAfterASealedSegmentIsStillCorruption() throws {
+        let (disk, names) = try makeLog(150)
+        mutate(disk, names[1]) { bytes in bytes = Array(bytes[0..<(54 * Self.recordSize)]) }
+        guard case .indexGap(let file, _, _)? = openError(disk) else {
+            Issue.record("a gap after a sealed segment was taken for a crash")
+            return
+        }
+        #expect(file == names[2])
+        #expect(disk.fileExists(dataDirectory.appending(names[2])), "a refused open changes nothing")
+    }
+
     @Test func repairCutsAtTheDamageAndSaysWhatIsLost() throws {
         let (disk, names) = try makeLog(300)
         let offset = 5 * Self.recordSize

@@ -35,7 +35,7 @@ public struct StoreOptions: Sendable {
     public init(
         fsyncPolicy: FsyncPolicy = .everysec, segmentSize: Int = 64 << 20,
         clock: any Clock = SystemClock(), fileSystem: any FileSystem = PosixFileSystem(),
-        activeExpiry: Bool = true, expirySlice: Int = 1000,
+        activeExpiry: Bool = true, expirySlice: Int = 250,
         snapshotEveryTxns: UInt64 = 1_000_000, snapshotEveryBytes: Int = 256 << 20,
         snapshotsRetained: Int = 2, snapshotCompressionLevel: Int32 = 1
     ) {

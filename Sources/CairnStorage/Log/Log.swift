@@ -44,6 +44,11 @@ public final class Log: @unchecked Sendable {
     private var active: ActiveSegment {
         didSet { publishRoom() }  // (a class: changes to its fields call publishRoom themselves)
     }
+    /// Under `no` and `everysec`: the segment before the active one while it is still to be
+    /// cut to its last record and synced. The writer that fills a segment starts the next one
+    /// at once and leaves this to the flusher (a disk slow to sync never stalls a write there);
+    /// no record of the active segment counts as durable before it is done. One at a time.
+    private var sealing: ActiveSegment?
     /// First index of every segment, oldest first (the active one last).
     private var segmentFirstIndexes: [UInt64]
     private var firstIndex: UInt64
@@ -119,6 +124,10 @@ public final class Log: @unchecked Sendable {
         let firstIndex: UInt64
         var capacity: Int
         var writeOffset: Int
+        /// The largest size an `fdatasync` has made durable. A segment is sealed in the
+        /// background only once its preallocated size is durable: a crash before the seal
+        /// then leaves zeros past its records, which is how recovery knows it was unsealed.
+        var syncedCapacity = 0
         init(handle: any DiskFile, name: String, firstIndex: UInt64, capacity: Int, writeOffset: Int) {
             self.handle = handle
             self.name = name
@@ -176,9 +185,24 @@ public final class Log: @unchecked Sendable {
         self.scratch = .allocate(byteCount: 64 << 10, alignment: LogFormat.alignment)
         self.pending = .allocate(byteCount: 1 << 20, alignment: LogFormat.alignment)
         self.inflight = .allocate(byteCount: 1 << 20, alignment: LogFormat.alignment)
-        self.segmentFirstIndexes = scan.segments.map(\.firstIndex)
+        // A torn tail before the last segment takes the segments after it (FORMAT.md).
+        let kept = scan.survivingSegments
+        self.segmentFirstIndexes = kept.map(\.firstIndex)
         do {
-            if let last = scan.segments.last {
+            if case .tornTail(let tail) = scan.problem {
+                for name in tail.removedSegments.reversed() {
+                    try fileSystem.remove(directory.appending(name))
+                    try fileSystem.syncDirectory(directory)
+                }
+            }
+            if kept.count >= 2, let previous = kept.dropLast().last, previous.fileSize > previous.scan.validEnd {
+                // Left unsealed by a crash: seal it now (cut at its last record, synced).
+                let handle = try fileSystem.open(directory.appending(previous.name), create: false)
+                try handle.truncate(to: previous.scan.validEnd)
+                try handle.syncData()
+                try handle.close()
+            }
+            if let last = kept.last {
                 let handle = try fileSystem.open(directory.appending(last.name), create: false)
                 var writeOffset = last.scan.validEnd
                 if case .tornTail(let tail) = scan.problem {
@@ -189,11 +213,13 @@ public final class Log: @unchecked Sendable {
                 }
                 let capacity = max(options.segmentSize, try handle.size())
                 try handle.preallocate(size: capacity)
+                try handle.syncData()  // the preallocated size, durable (see syncedCapacity)
                 if options.fsyncPolicy != .always { try handle.mapForWriting(size: capacity) }
                 active = ActiveSegment(
                     handle: handle, name: last.name, firstIndex: last.firstIndex, capacity: capacity,
                     writeOffset: writeOffset)
-                firstIndex = scan.segments.first!.firstIndex
+                active.syncedCapacity = capacity
+                firstIndex = kept.first!.firstIndex
                 nextIndex = last.firstIndex + UInt64(last.scan.recordCount)
             } else {
                 active = try Log.createSegment(
@@ -227,16 +253,24 @@ public final class Log: @unchecked Sendable {
     /// cache, no syscall). Under `always` they are not: writeback of a mapped page write-protects
     /// it (a TLB shootdown on every core) and the next append faults, once per sync; a batch
     /// written with one `pwrite` avoids both.
+    /// Its directory entry is made durable here unless `syncDirectory` is false (a background
+    /// seal syncs the directory before any record of the new segment counts as durable).
     private static func createSegment(
-        directory: FilePath, fileSystem: any FileSystem, firstIndex: UInt64, capacity: Int, mapped: Bool
+        directory: FilePath, fileSystem: any FileSystem, firstIndex: UInt64, capacity: Int, mapped: Bool,
+        syncDirectory: Bool = true
     ) throws(DiskError) -> ActiveSegment {
         let name = LogFormat.segmentName(firstIndex: firstIndex)
         let handle = try fileSystem.open(directory.appending(name), create: true)
         try handle.truncate(to: 0)
         try handle.preallocate(size: capacity)
         if mapped { try handle.mapForWriting(size: capacity) }
-        try fileSystem.syncDirectory(directory)
-        return ActiveSegment(handle: handle, name: name, firstIndex: firstIndex, capacity: capacity, writeOffset: 0)
+        let segment = ActiveSegment(handle: handle, name: name, firstIndex: firstIndex, capacity: capacity, writeOffset: 0)
+        if syncDirectory {
+            try handle.syncData()
+            segment.syncedCapacity = capacity
+            try fileSystem.syncDirectory(directory)
+        }
+        return segment
     }
 
     // MARK: Appending
@@ -437,7 +471,7 @@ public final class Log: @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         let target = nextIndex - 1
-        while durableIndex < target {
+        while durableIndex < target || sealing != nil {
             if let failure { throw failure }
             if syncInProgress { waitForProgress() } else { syncLocked() }
         }
@@ -482,6 +516,8 @@ public final class Log: @unchecked Sendable {
         syncInProgress = true
         let target = nextIndex - 1
         let segment = active
+        let capacity = segment.capacity
+        let sealSegment = sealing
         let batchOffset = pendingOffset
         let batchCount = pendingCount
         swap(&pending, &inflight)
@@ -491,14 +527,26 @@ public final class Log: @unchecked Sendable {
         let start = monotonicNanoseconds()
         var syncError: DiskError?
         do {
+            if let sealSegment {
+                // The full segment first: cut at its last record and synced, so that it ends at
+                // a record boundary; then the active one and, last, the directory entry that
+                // names it. Only then do the active segment's records count as durable.
+                try sealSegment.handle.truncate(to: sealSegment.writeOffset)
+                try sealSegment.handle.syncData()
+            }
             if batchCount > 0 { try segment.handle.write(batch, at: batchOffset) }
             try segment.handle.syncData()
+            if sealSegment != nil { try fileSystem.syncDirectory(directory) }
         } catch {
             syncError = error
         }
         let elapsed = monotonicNanoseconds() - start
         state.lock()
         syncInProgress = false
+        if syncError == nil {
+            segment.syncedCapacity = max(segment.syncedCapacity, capacity)
+            if let sealSegment, sealing === sealSegment { sealing = nil }
+        }
         if let syncError {
             fail(.writerFailed(syncError))
             return
@@ -569,34 +617,69 @@ public final class Log: @unchecked Sendable {
 
     /// Starts a new segment (or grows an empty one) so that a record of `size` bytes fits.
     private func makeRoom(for size: Int) throws(LogError) {
-        if active.writeOffset > 0 {
-            while syncInProgress { waitForProgress() }
-            if let failure { throw failure }
-        }
-        do {
-            if active.writeOffset == 0 {
+        if active.writeOffset == 0 {
+            do {
                 // A sealed segment is never empty: grow this one instead.
                 try active.handle.preallocate(size: size)
                 if options.fsyncPolicy != .always { try active.handle.mapForWriting(size: size) }
                 active.capacity = size
                 publishRoom()
                 return
+            } catch {
+                fail(.writerFailed(error))
+                throw failure!
             }
-            // Seal: the old segment is durable before the new one gets its first record, so
-            // only the last segment can ever have a torn tail, under every policy.
-            try writePendingLocked()
-            try active.handle.truncate(to: active.writeOffset)
-            try active.handle.syncData()
-            for waiter in markDurable(nextIndex - 1) { waiter.resume(returning: nil) }
+        }
+        // Under `always` every record is synced before it is acknowledged: the seal is part of
+        // the writer's path. Under `no` and `everysec` the flusher seals the full segment while
+        // the writer goes on in the next one.
+        let switchStart = monotonicNanoseconds()
+        defer { counters.maxSegmentSwitchNanoseconds = max(counters.maxSegmentSwitchNanoseconds, monotonicNanoseconds() - switchStart) }
+        // One seal at a time: a whole segment was filled while the last one was being sealed.
+        while sealing != nil && failure == nil {
+            flusherWork.signal()
+            waitForProgress()
+        }
+        let sealInBackground = options.fsyncPolicy != .always && active.syncedCapacity == active.capacity
+        if !sealInBackground {
+            while syncInProgress { waitForProgress() }
+        }
+        if let failure { throw failure }
+        assert(sealing == nil, "a segment is still being sealed")
+        do {
+            if !sealInBackground {
+                // Seal: the old segment is durable before the new one gets its first record.
+                try writePendingLocked()
+                try active.handle.truncate(to: active.writeOffset)
+                try active.handle.syncData()
+                for waiter in markDurable(nextIndex - 1) { waiter.resume(returning: nil) }
+            }
             let segment = try Log.createSegment(
                 directory: directory, fileSystem: fileSystem, firstIndex: nextIndex,
-                capacity: max(options.segmentSize, size), mapped: options.fsyncPolicy != .always)
+                capacity: max(options.segmentSize, size), mapped: options.fsyncPolicy != .always,
+                syncDirectory: !sealInBackground)
+            if sealInBackground { sealing = active }
             active = segment
             segmentFirstIndexes.append(segment.firstIndex)
             counters.segmentsCreated += 1
+            if sealInBackground { flusherWork.signal() }
         } catch {
             fail(.writerFailed(error))
             throw failure!
+        }
+    }
+
+    /// True while something written is not yet durable, or a segment is not yet sealed.
+    private var hasUnsyncedWork: Bool { durableIndex < nextIndex - 1 || sealing != nil }
+
+    /// Blocks until no segment waits to be sealed (or the log failed). Tests use it to keep
+    /// the order of disk operations, and so a seeded crash, deterministic.
+    func waitUntilSealed() {
+        state.lock()
+        defer { state.unlock() }
+        while sealing != nil && failure == nil && !isClosed {
+            flusherWork.signal()
+            waitForProgress()
         }
     }
 
@@ -637,6 +720,10 @@ public final class Log: @unchecked Sendable {
                     syncLocked()
                 }
             case .everysec, .no:
+                if sealing != nil {
+                    if syncInProgress { waitForProgress() } else { syncLocked() }
+                    continue
+                }
                 // Once the active segment is nearly full, sync it often (under `no` too: the
                 // same bytes are synced at the seal anyway), so that sealing it, which the
                 // writer that fills it waits for, has little left to sync.
@@ -677,7 +764,7 @@ public final class Log: @unchecked Sendable {
             while syncInProgress { waitForProgress() }
             // Records batched under `always` are written and synced before the switch, so that
             // none is acknowledged under the new policy without having reached the OS.
-            if durableIndex < nextIndex - 1 { syncLocked() }
+            if hasUnsyncedWork { syncLocked() }
             if failure != nil { return }
             do {
                 try active.handle.mapForWriting(size: newValue == .always ? 0 : active.capacity)
@@ -725,7 +812,10 @@ public final class Log: @unchecked Sendable {
             throw .indexOutOfRange(index: index, first: firstIndex, last: nextIndex - 1)
         }
         if index == nextIndex - 1 { return }
-        while syncInProgress { waitForProgress() }
+        while syncInProgress || sealing != nil {
+            if syncInProgress { waitForProgress() } else { syncLocked() }
+            if let failure { throw failure }
+        }
         do {
             try writePendingLocked()
             let keepFrom = segmentFirstIndexes.lastIndex { $0 <= index + 1 } ?? 0
@@ -774,7 +864,7 @@ public final class Log: @unchecked Sendable {
         defer { state.unlock() }
         if isClosed { return }
         while syncInProgress { waitForProgress() }
-        if failure == nil && durableIndex < nextIndex - 1 { syncLocked() }
+        if failure == nil && hasUnsyncedWork { syncLocked() }
         isClosed = true
         let closingError = failure
         for waiter in waiters { waiter.resume(returning: closingError ?? .closed) }

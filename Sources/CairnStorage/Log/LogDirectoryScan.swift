@@ -11,7 +11,9 @@ public struct LogDirectoryScan: Sendable {
         public var scan: SegmentScanner.Result
     }
 
-    /// A crash-torn tail of the last segment: cut by `open`, reported here.
+    /// A crash-torn tail: cut by `open`, reported here. It is in the last segment, or in the one
+    /// before it when that one was still being sealed in the background (FORMAT.md, "Sealing"):
+    /// the last segment was then begun after it and is removed with the cut.
     public struct TornTail: Sendable, Equatable, CustomStringConvertible {
         public var file: String
         public var offset: Int
@@ -20,10 +22,16 @@ public struct LogDirectoryScan: Sendable {
         public var defect: LogFormat.Defect
         /// Records after the damage that checked out but cannot be kept (they follow a hole).
         public var discardedRecords: Int
+        /// Segments after `file`, removed by the cut (none were synced: a segment's records
+        /// count as durable only once the one before it is sealed), and the records they held.
+        public var removedSegments: [String] = []
+        public var removedRecords: Int = 0
 
         public var description: String {
             "torn tail in \(file): \(bytes) bytes cut at offset \(offset) (\(defect.rawValue))"
                 + (discardedRecords > 0 ? ", \(discardedRecords) unsynced records past a hole discarded" : "")
+                + (removedSegments.isEmpty ? "" : "; \(removedSegments.joined(separator: ", ")) begun while it was unsealed, "
+                    + "with \(removedRecords) unsynced records, removed")
         }
     }
 
@@ -38,23 +46,23 @@ public struct LogDirectoryScan: Sendable {
 
     /// Index of the first record present, if any.
     public var firstIndex: UInt64? { segments.first(where: { $0.scan.recordCount > 0 })?.firstIndex }
+    /// The segments whose records survive the problem, if any (a damaged one included: its
+    /// records before the damage survive).
+    public var survivingSegments: ArraySlice<Segment> {
+        func position(_ name: String) -> Int { segments.firstIndex { $0.name == name } ?? segments.count }
+        switch problem {
+        case nil: return segments[...]
+        case .tornTail(let tail): return segments[..<min(segments.count, position(tail.file) + 1)]
+        case .corruption(.indexGap(let file, _, _)), .corruption(.emptySegment(let file)):
+            return segments[..<position(file)]
+        case .corruption(.corruption(let file, _, _, _)): return segments[..<min(segments.count, position(file) + 1)]
+        case .corruption: return segments[...]
+        }
+    }
+
     /// Index of the last valid record before any problem.
-    public var lastValidIndex: UInt64? {
-        var last: UInt64?
-        for segment in segments {
-            if let index = segment.scan.lastIndex { last = index }
-            if segment.scan.damage != nil { break }
-        }
-        return last
-    }
-    public var recordCount: Int {
-        var count = 0
-        for segment in segments {
-            count += segment.scan.recordCount
-            if segment.scan.damage != nil { break }
-        }
-        return count
-    }
+    public var lastValidIndex: UInt64? { survivingSegments.compactMap(\.scan.lastIndex).last }
+    public var recordCount: Int { survivingSegments.reduce(0) { $0 + $1.scan.recordCount } }
 
     /// Segment file names in `directory`, sorted by first index.
     public static func segmentNames(in directory: FilePath, fileSystem: any FileSystem) throws(LogError) -> [(String, UInt64)] {
@@ -75,6 +83,8 @@ public struct LogDirectoryScan: Sendable {
         var buffer: [UInt8] = []
         let names = try segmentNames(in: directory, fileSystem: fileSystem)
         var expectedNext: UInt64?
+        /// Whether the segment before the current one still has its preallocated zeros.
+        var previousUnsealed = false
         for (position, (name, firstIndex)) in names.enumerated() {
             let isLast = position == names.count - 1
             let path = directory.appending(name)
@@ -86,6 +96,19 @@ public struct LogDirectoryScan: Sendable {
             } catch {
                 throw LogError.disk(error)
             }
+            // Joining up is checked before the records are visited: a segment that does not
+            // continue the log is never replayed.
+            if result.problem == nil, let expected = expectedNext, firstIndex != expected {
+                if isLast && firstIndex > expected && previousUnsealed, let previous = result.segments.last {
+                    // The last segment was begun while the one before was still being sealed,
+                    // and a crash took that one's unsynced tail: cut it at its end, as a torn tail.
+                    result.problem = .tornTail(TornTail(
+                        file: previous.name, offset: previous.scan.validEnd, bytes: 0,
+                        defect: .endsBeforeNextSegment, discardedRecords: 0))
+                } else {
+                    result.problem = .corruption(.indexGap(file: name, expected: expected, found: firstIndex))
+                }
+            }
             let healthy = result.problem == nil
             let scan = try buffer.withUnsafeBytes { raw in
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
@@ -94,14 +117,17 @@ public struct LogDirectoryScan: Sendable {
                     : SegmentScanner.scan(bytes, firstIndex: firstIndex)
             }
             result.segments.append(Segment(name: name, firstIndex: firstIndex, fileSize: count, scan: scan))
+            // Only the segment before the last can be unsealed besides the last (one seal at a
+            // time); asking only there keeps the zero scan off every sealed segment.
+            let unsealed = position == names.count - 2
+                && buffer.withUnsafeBytes { lastNonZero(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } < count
+            previousUnsealed = unsealed
             guard healthy else { continue }
 
-            if let expected = expectedNext, firstIndex != expected {
-                result.problem = .corruption(.indexGap(file: name, expected: expected, found: firstIndex))
-                continue
-            }
             if let damage = scan.damage {
-                if isLast && damage.isLostWrite {
+                // The segment before the last may not have been sealed when the process died
+                // (its seal runs in the background): its lost writes are a torn tail too.
+                if (isLast || position == names.count - 2) && damage.isLostWrite {
                     let end = buffer.withUnsafeBytes { lastNonZero(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                     result.problem = .tornTail(TornTail(
                         file: name, offset: damage.offset, bytes: max(0, end - damage.offset),
@@ -113,11 +139,18 @@ public struct LogDirectoryScan: Sendable {
                 }
                 continue
             }
-            if scan.recordCount == 0 && !isLast {
+            // (An unsealed one may have lost every record: the next segment's gap says so.)
+            if scan.recordCount == 0 && !isLast && !unsealed {
                 result.problem = .corruption(.emptySegment(file: name))
                 continue
             }
             expectedNext = firstIndex + UInt64(scan.recordCount)
+        }
+        if case .tornTail(var tail) = result.problem, let position = result.segments.firstIndex(where: { $0.name == tail.file }) {
+            let later = result.segments[(position + 1)...]
+            tail.removedSegments = later.map(\.name)
+            tail.removedRecords = later.reduce(0) { $0 + $1.scan.recordCount }
+            result.problem = .tornTail(tail)
         }
         return result
     }

@@ -69,6 +69,9 @@ public enum LogFormat {
         case indexOutOfSequence = "index out of sequence"
         /// A zero header (the end of written data) followed by non-zero bytes.
         case zeroHeaderBeforeData = "zero header before data"
+        /// The segment was never sealed (it still has its preallocated zeros) and its records end
+        /// before the index the next segment starts at: its unsynced tail was lost.
+        case endsBeforeNextSegment = "unsealed segment ends before the next one begins"
     }
 
     /// A decoded record: a view into the buffer it was read from.

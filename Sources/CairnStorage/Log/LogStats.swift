@@ -2,7 +2,8 @@
 public struct LogStats: Sendable, Equatable {
     public var appends: UInt64 = 0
     public var appendedBytes: UInt64 = 0
-    /// `fdatasync` calls made to commit appends (not counting segment seals).
+    /// Syncs made to commit appends (a background seal under `no`/`everysec` is one of them;
+    /// the seal an `always` appender makes itself is not counted).
     public var syncs: UInt64 = 0
     public var syncNanoseconds: UInt64 = 0
     public var maxSyncNanoseconds: UInt64 = 0
@@ -11,6 +12,9 @@ public struct LogStats: Sendable, Equatable {
     public var batchSizeBuckets = [UInt64](repeating: 0, count: 16)
     public var largestBatch: UInt64 = 0
     public var segmentsCreated: UInt64 = 0
+    /// The longest an appender spent starting a new segment (under `always` this includes
+    /// sealing the full one; under `no` and `everysec` the flusher seals it).
+    public var maxSegmentSwitchNanoseconds: UInt64 = 0
     /// The batch size the background flusher currently waits for before syncing (the recent
     /// peak, decaying): 1 means it syncs as soon as anyone waits.
     public var groupCommitTarget = 1
