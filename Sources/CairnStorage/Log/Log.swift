@@ -141,7 +141,9 @@ public final class Log: @unchecked Sendable {
 
     /// Opens (creating if needed) the log in `directory`, recovering it: every record is
     /// verified, `replay` sees each valid one in order, and a crash-torn tail of the last
-    /// segment is cut (``recovery`` says where and how much). Damage anywhere else throws
+    /// segment is cut (``recovery`` says where and how much), or of the one before it when a
+    /// crash came before its background seal (the last segment, never synced, is then removed
+    /// with it; docs/FORMAT.md, "Sealing"). Damage anywhere else throws
     /// ``LogError/corruption(file:offset:defect:validRecordsAfter:)`` and changes nothing.
     public static func open(
         directory: FilePath, options: LogOptions = LogOptions(),
