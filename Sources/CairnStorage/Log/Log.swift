@@ -727,8 +727,9 @@ public final class Log: @unchecked Sendable {
                     continue
                 }
                 // Once the active segment is nearly full, sync it often (under `no` too: the
-                // same bytes are synced at the seal anyway), so that sealing it, which the
-                // writer that fills it waits for, has little left to sync.
+                // same bytes are synced at the seal anyway), so that its seal has little left to
+                // sync and its preallocated size is durable (the seal can then run here, in the
+                // background, rather than on the writer's path).
                 let now = monotonicNanoseconds()
                 let everysec = options.fsyncPolicy == .everysec
                 var due = everysec ? nextFlush : .max
