@@ -195,6 +195,23 @@ import Testing
         try again.close()
     }
 
+    /// A crash after the writer moved on but before the background seal, with nothing lost:
+    /// the segment before the last still has its zeros. It joins up, so nothing is cut, and
+    /// open seals it (cut at its last record) so that it looks like any other sealed segment.
+    @Test func anUnsealedSegmentThatJoinsUpIsSealedOnOpen() throws {
+        let (disk, names) = try makeLog(150, segmentSize: 8000)  // 62 records (7936 bytes) a segment
+        #expect(names.count == 3)
+        let sealedSize = 62 * Self.recordSize
+        mutate(disk, names[1]) { bytes in bytes += [UInt8](repeating: 0, count: 8000 - bytes.count) }
+        let scan = try LogDirectoryScan.run(directory: dataDirectory, fileSystem: disk)
+        #expect(scan.problem == nil)
+        #expect(scan.segments[1].isUnsealed && !scan.segments[0].isUnsealed)
+        let (records, log) = try readAllRecords(dataDirectory, fileSystem: disk, options: options)
+        try log.close()
+        #expect(records.count == 150)
+        #expect(disk.contents(dataDirectory.appending(names[1]))?.count == sealedSize)
+    }
+
     /// The same hole after a segment cut to its last record (sealed) is not a crash: a segment
     /// is missing, and the log refuses to open.
     @Test func aGapAfterASealedSegmentIsStillCorruption() throws {

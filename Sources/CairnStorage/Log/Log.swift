@@ -191,28 +191,19 @@ public final class Log: @unchecked Sendable {
         let kept = scan.survivingSegments
         self.segmentFirstIndexes = kept.map(\.firstIndex)
         do {
-            if case .tornTail(let tail) = scan.problem {
-                for name in tail.removedSegments.reversed() {
-                    try fileSystem.remove(directory.appending(name))
-                    try fileSystem.syncDirectory(directory)
-                }
+            var writeOffset = kept.last?.scan.validEnd ?? 0
+            if case .tornTail(let tail) = scan.problem, let cut = LogRepair.plan(for: scan) {
+                // Cut the tail (and remove what was begun after it), durably, before anything
+                // new is written: what `cairn check --fix` does.
+                try cut.apply(directory: directory, fileSystem: fileSystem)
+                writeOffset = tail.offset
             }
-            if kept.count >= 2, let previous = kept.dropLast().last, previous.fileSize > previous.scan.validEnd {
-                // Left unsealed by a crash: seal it now (cut at its last record, synced).
-                let handle = try fileSystem.open(directory.appending(previous.name), create: false)
-                try handle.truncate(to: previous.scan.validEnd)
-                try handle.syncData()
-                try handle.close()
+            if kept.count >= 2, let previous = kept.dropLast().last, previous.isUnsealed {
+                // Left unsealed by a crash: seal it now.
+                try LogRepair.cut(previous.name, at: previous.scan.validEnd, directory: directory, fileSystem: fileSystem)
             }
             if let last = kept.last {
                 let handle = try fileSystem.open(directory.appending(last.name), create: false)
-                var writeOffset = last.scan.validEnd
-                if case .tornTail(let tail) = scan.problem {
-                    // Cut the tail: zeros from the cut on, durable before anything new is written.
-                    writeOffset = tail.offset
-                    try handle.truncate(to: tail.offset)
-                    try handle.syncData()
-                }
                 let capacity = max(options.segmentSize, try handle.size())
                 try handle.preallocate(size: capacity)
                 try handle.syncData()  // the preallocated size, durable (see syncedCapacity)
@@ -255,11 +246,11 @@ public final class Log: @unchecked Sendable {
     /// cache, no syscall). Under `always` they are not: writeback of a mapped page write-protects
     /// it (a TLB shootdown on every core) and the next append faults, once per sync; a batch
     /// written with one `pwrite` avoids both.
-    /// Its directory entry is made durable here unless `syncDirectory` is false (a background
-    /// seal syncs the directory before any record of the new segment counts as durable).
+    /// Its preallocated size and directory entry are made durable here unless `durable` is
+    /// false (a background seal syncs both before any record of the new segment counts).
     private static func createSegment(
         directory: FilePath, fileSystem: any FileSystem, firstIndex: UInt64, capacity: Int, mapped: Bool,
-        syncDirectory: Bool = true
+        durable: Bool = true
     ) throws(DiskError) -> ActiveSegment {
         let name = LogFormat.segmentName(firstIndex: firstIndex)
         let handle = try fileSystem.open(directory.appending(name), create: true)
@@ -267,7 +258,7 @@ public final class Log: @unchecked Sendable {
         try handle.preallocate(size: capacity)
         if mapped { try handle.mapForWriting(size: capacity) }
         let segment = ActiveSegment(handle: handle, name: name, firstIndex: firstIndex, capacity: capacity, writeOffset: 0)
-        if syncDirectory {
+        if durable {
             try handle.syncData()
             segment.syncedCapacity = capacity
             try fileSystem.syncDirectory(directory)
@@ -659,7 +650,7 @@ public final class Log: @unchecked Sendable {
             let segment = try Log.createSegment(
                 directory: directory, fileSystem: fileSystem, firstIndex: nextIndex,
                 capacity: max(options.segmentSize, size), mapped: options.fsyncPolicy != .always,
-                syncDirectory: !sealInBackground)
+                durable: !sealInBackground)
             if sealInBackground { sealing = active }
             active = segment
             segmentFirstIndexes.append(segment.firstIndex)
@@ -822,10 +813,9 @@ public final class Log: @unchecked Sendable {
         do {
             try writePendingLocked()
             let keepFrom = segmentFirstIndexes.lastIndex { $0 <= index + 1 } ?? 0
-            for firstOfDropped in segmentFirstIndexes[(keepFrom + 1)...].reversed() {
-                try fileSystem.remove(directory.appending(LogFormat.segmentName(firstIndex: firstOfDropped)))
-                try fileSystem.syncDirectory(directory)
-            }
+            try LogRepair.remove(
+                segmentFirstIndexes[(keepFrom + 1)...].map { LogFormat.segmentName(firstIndex: $0) },
+                directory: directory, fileSystem: fileSystem)
             let keptFirst = segmentFirstIndexes[keepFrom]
             segmentFirstIndexes.removeSubrange((keepFrom + 1)...)
             let handle: any DiskFile

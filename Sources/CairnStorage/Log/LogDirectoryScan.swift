@@ -9,6 +9,11 @@ public struct LogDirectoryScan: Sendable {
         public var firstIndex: UInt64
         public var fileSize: Int
         public var scan: SegmentScanner.Result
+
+        /// Intact, with zeros past its records: never cut to its last record, as a seal does.
+        /// (Always true of the active segment; of the one before it after a crash that came
+        /// before its background seal.)
+        public var isUnsealed: Bool { scan.damage == nil && fileSize > scan.validEnd }
     }
 
     /// A crash-torn tail: cut by `open`, reported here. It is in the last segment, or in the one
@@ -87,6 +92,8 @@ public struct LogDirectoryScan: Sendable {
         var previousUnsealed = false
         for (position, (name, firstIndex)) in names.enumerated() {
             let isLast = position == names.count - 1
+            // Only the last two segments can hold unsynced bytes (one background seal at a time).
+            let mayBeUnsealed = position >= names.count - 2
             let path = directory.appending(name)
             let count: Int
             do {
@@ -116,18 +123,16 @@ public struct LogDirectoryScan: Sendable {
                     ? try SegmentScanner.scan(bytes, firstIndex: firstIndex, visit: visit)
                     : SegmentScanner.scan(bytes, firstIndex: firstIndex)
             }
-            result.segments.append(Segment(name: name, firstIndex: firstIndex, fileSize: count, scan: scan))
-            // Only the segment before the last can be unsealed besides the last (one seal at a
-            // time); asking only there keeps the zero scan off every sealed segment.
-            let unsealed = position == names.count - 2
-                && buffer.withUnsafeBytes { lastNonZero(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } < count
+            let segment = Segment(name: name, firstIndex: firstIndex, fileSize: count, scan: scan)
+            result.segments.append(segment)
+            let unsealed = mayBeUnsealed && segment.isUnsealed
             previousUnsealed = unsealed
             guard healthy else { continue }
 
             if let damage = scan.damage {
                 // The segment before the last may not have been sealed when the process died
                 // (its seal runs in the background): its lost writes are a torn tail too.
-                if (isLast || position == names.count - 2) && damage.isLostWrite {
+                if mayBeUnsealed && damage.isLostWrite {
                     let end = buffer.withUnsafeBytes { lastNonZero(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                     result.problem = .tornTail(TornTail(
                         file: name, offset: damage.offset, bytes: max(0, end - damage.offset),

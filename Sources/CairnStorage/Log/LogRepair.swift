@@ -73,10 +73,21 @@ public struct LogRepair: Sendable, Equatable, CustomStringConvertible {
     /// Carries the plan out: later segments are removed newest first (each removal durable),
     /// then the file is cut and synced. A crash part way leaves a prefix of the log.
     public func apply(directory: FilePath, fileSystem: any FileSystem) throws(DiskError) {
-        for name in removedSegments.reversed() {
+        try Self.remove(removedSegments, directory: directory, fileSystem: fileSystem)
+        try Self.cut(file, at: offset, directory: directory, fileSystem: fileSystem)
+    }
+
+    /// Removes segments (oldest first in `names`) newest first, each removal made durable, so
+    /// that a crash part way leaves a log that is a prefix of the one before.
+    static func remove(_ names: [String], directory: FilePath, fileSystem: any FileSystem) throws(DiskError) {
+        for name in names.reversed() {
             try fileSystem.remove(directory.appending(name))
             try fileSystem.syncDirectory(directory)
         }
+    }
+
+    /// Cuts segment `file` at `offset` and makes the cut durable.
+    static func cut(_ file: String, at offset: Int, directory: FilePath, fileSystem: any FileSystem) throws(DiskError) {
         let handle = try fileSystem.open(directory.appending(file), create: false)
         try handle.truncate(to: offset)
         try handle.syncData()
