@@ -107,8 +107,6 @@ public final class Store: @unchecked Sendable {
     private var pending = Deque<(index: UInt64, changes: StoreState.Changes)>()
     private var encodeBuffer: [UInt8] = []
     private var changeBuffer = StoreState.Changes()
-    /// Holds a single operation's txn, so that running one operation allocates no array.
-    private var operationBuffer: [Operation] = []
     private var failure: StoreError?
     /// Timers of key deadlines, TTL and container znodes and sessions (writer lock).
     var expiry: ExpiryTracker
@@ -220,6 +218,32 @@ public final class Store: @unchecked Sendable {
         refusal: ((StoreState) -> R?)? = nil,
         apply: (inout StoreState, Txn, UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
+        var txn = Txn(time: 0, operations: [])
+        return try decide(guards: guards, refusal: refusal, encode: { now, out in
+            txn = Txn(time: now, operations: operations(now))
+            TxnCodec.encode(txn, into: &out)
+        }, apply: { state, _, index, changes in apply(&state, txn, index, &changes) })
+    }
+
+    /// Decides one operation as a txn (see above). The operation is encoded and applied where it
+    /// lies: copying it into an array and destroying that array cost a set about a sixth of its
+    /// time (retains and releases of its key and value through the enum's value witnesses).
+    func decideOne(_ operation: Operation, refusal: ((StoreState) -> Reply?)? = nil) throws(StoreError) -> (Reply, UInt64, Bool) {
+        let (reply, index, settled) = try decide(guards: [], refusal: refusal, encode: { now, out in
+            TxnCodec.encode(time: now, operation, into: &out)
+        }, apply: { state, time, index, changes in
+            state.apply(operation, time: time, index: index, changes: &changes)
+        })
+        return (reply!, index, settled)
+    }
+
+    /// The write path under both forms: `encode` writes the txn decided at `now` into the buffer
+    /// it is given; `apply` applies that same txn to a state (called after `encode`, at most once).
+    private func decide<R>(
+        guards: [KeyGuard], refusal: ((StoreState) -> R?)?,
+        encode: (_ now: Int64, _ out: inout [UInt8]) -> Void,
+        apply: (inout StoreState, _ time: Int64, _ index: UInt64, inout StoreState.Changes) -> R
+    ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
         writer.lock()
         defer { writer.unlock() }
         if let failure { throw failure }
@@ -234,19 +258,19 @@ public final class Store: @unchecked Sendable {
         }
         // A caller's own precondition (a server's ACL check) against the head state.
         if let refusal, let refused = refusal(headIsCommitted ? committed : head) { return (refused, lastLogged, false) }
-        let txn = Txn(time: now, operations: operations(now))
         let index = lastLogged + 1
         // Encoded, and room made for it in the log, before anything changes: a full disk or a
         // failed log refuses the write with nothing applied (under `no`/`everysec` the change
         // is visible as soon as it is applied).
-        try prepare(txn)
+        encode(now, &encodeBuffer)
+        try reserve()
         changeBuffer.removeAll()
         let immediate = log.fsyncPolicy != .always
         if headIsCommitted && immediate {
             // Committed once written to the OS, and nothing pending: apply once, in place.
             var fired: [(WatchHandler, WatchEvent)] = []
             let replies = readLock.withLock { () -> R in
-                let replies = apply(&committed, txn, index, &changeBuffer)
+                let replies = apply(&committed, now, index, &changeBuffer)
                 if !changeBuffer.isEmpty { committedIndex = index }
                 if !watches.isEmpty { for case .event(let event) in changeBuffer.tree { watches.fire(event, into: &fired) } }
                 return replies
@@ -265,7 +289,7 @@ public final class Store: @unchecked Sendable {
             head = committed  // O(1): the two diverge from here
             headIsCommitted = false
         }
-        let replies = apply(&head, txn, index, &changeBuffer)
+        let replies = apply(&head, now, index, &changeBuffer)
         if changeBuffer.isEmpty { return (replies, lastLogged, false) }
         try submit(index)
         trackTimers(now)
@@ -280,12 +304,11 @@ public final class Store: @unchecked Sendable {
         return (replies, index, false)
     }
 
-    /// Encodes `txn` and makes room for it in the log (writer lock held). A txn too large for
+    /// Makes room in the log for the encoded txn (writer lock held). A txn too large for
     /// one record is refused and the store goes on; any other refusal means the log has failed
     /// (a full disk when making the next segment, a failed sync) and stops the store. Either
     /// way nothing has been applied yet.
-    private func prepare(_ txn: Txn) throws(StoreError) {
-        TxnCodec.encode(txn, into: &encodeBuffer)
+    private func reserve() throws(StoreError) {
         do {
             try log.reserve(payloadLength: encodeBuffer.count)
         } catch {
@@ -466,38 +489,21 @@ public final class Store: @unchecked Sendable {
         return replies
     }
 
-    /// Decides one operation without waiting (reusing the one-operation buffer).
-    func decideSingle(_ operation: Operation) throws(StoreError) -> (Reply, UInt64, Bool) {
-        let (reply, index, settled) = try decide({ _ in single(operation) }, guards: [], apply: Self.applyOne)
-        return (reply!, index, settled)
-    }
-
     /// Runs one operation and returns its reply (no array is made on the way).
     func run(_ operation: Operation) throws(StoreError) -> Reply {
-        let (reply, index, settled) = try decide({ _ in single(operation) }, guards: [], apply: Self.applyOne)
+        let (reply, index, settled) = try decideOne(operation)
         try complete(index, settled: settled)
-        return reply!
+        return reply
     }
 
     func run(_ operation: Operation) async throws(StoreError) -> Reply {
-        let (reply, index, settled) = try decide({ _ in single(operation) }, guards: [], apply: Self.applyOne)
+        let (reply, index, settled) = try decideOne(operation)
         try await complete(index, settled: settled)
-        return reply!
+        return reply
     }
 
     static func applyAll(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> [Reply] {
         state.apply(txn, index: index, changes: &changes)
-    }
-
-    static func applyOne(_ state: inout StoreState, _ txn: Txn, _ index: UInt64, _ changes: inout StoreState.Changes) -> Reply {
-        txn.operations.withUnsafeBufferPointer { state.apply($0[0], time: txn.time, index: index, changes: &changes) }
-    }
-
-    /// The reusable one-operation array (writer lock held; unshared again once the txn is gone).
-    func single(_ operation: Operation) -> [Operation] {
-        operationBuffer.removeAll(keepingCapacity: true)
-        operationBuffer.append(operation)
-        return operationBuffer
     }
 
     /// Waits until the txn at `index` is committed (unless it already is), makes it visible,

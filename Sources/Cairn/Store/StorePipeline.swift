@@ -19,7 +19,7 @@ extension Store {
     /// Decides one operation as a txn (logged if it changes anything) without waiting for it to
     /// commit. Readers see it only after ``commit(_:)``.
     public func decide(_ operation: Operation) throws(StoreError) -> (Reply, Decided) {
-        let (reply, index, settled) = try decideSingle(operation)
+        let (reply, index, settled) = try decideOne(operation)
         return (reply, Decided(index: index, isCommitted: settled))
     }
 
@@ -28,9 +28,9 @@ extension Store {
     /// checks a client's rights (ZooKeeper's ACLs) against the state the operation will meet.
     public func decide(_ operation: Operation, unless refusal: (ZTree) -> Reply?) throws(StoreError) -> (Reply, Decided) {
         let (reply, index, settled) = try withoutActuallyEscaping(refusal) { (refusal) throws(StoreError) in
-            try decide({ _ in single(operation) }, guards: [], refusal: { refusal($0.tree) }, apply: Self.applyOne)
+            try decideOne(operation, refusal: { refusal($0.tree) })
         }
-        return (reply!, Decided(index: index, isCommitted: settled))
+        return (reply, Decided(index: index, isCommitted: settled))
     }
 
     /// Decides operations as one txn; nil replies when a guarded key changed (nothing ran).

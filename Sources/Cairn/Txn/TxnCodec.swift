@@ -43,14 +43,25 @@ public enum TxnCodec {
     // MARK: Encoding
 
     public static func encode(_ txn: Txn, into out: inout [UInt8]) {
-        out.removeAll(keepingCapacity: true)
-        out.append(version)
-        putSigned(txn.time, &out)
-        putUnsigned(UInt64(txn.operations.count), &out)
+        putHeader(time: txn.time, operationCount: txn.operations.count, &out)
         // In place: a for-in loop would copy (retain) each operation's payload.
         txn.operations.withUnsafeBufferPointer { operations in
             for i in operations.indices { encode(operations[i], &out) }
         }
+    }
+
+    /// Encodes the txn of one operation decided at `time`: the same bytes as
+    /// `encode(Txn(time: time, operations: [operation]), into:)`, without making the array.
+    public static func encode(time: Int64, _ operation: Operation, into out: inout [UInt8]) {
+        putHeader(time: time, operationCount: 1, &out)
+        encode(operation, &out)
+    }
+
+    private static func putHeader(time: Int64, operationCount: Int, _ out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        out.append(version)
+        putSigned(time, &out)
+        putUnsigned(UInt64(operationCount), &out)
     }
 
     public static func encode(_ txn: Txn) -> [UInt8] {
