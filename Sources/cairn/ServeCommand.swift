@@ -36,7 +36,7 @@ struct ServeCommand: ParsableCommand {
     var maxclients: Int?
     @Flag(help: "Accept unauthenticated clients on a non-loopback address.")
     var noProtectedMode = false
-    @Option(help: "Event-loop threads serving clients. One, like Redis, is fastest here: writes meet at the store's writer lock, and a second thread contends for it (SET 194k/s with 1, 108k/s with 2 on 2 cores).")
+    @Option(help: "Event-loop threads of each listener (RESP and ZooKeeper). One, like Redis, is fastest here: writes meet at the store's writer lock, and a second thread contends for it (SET 194k/s with 1, 108k/s with 2 on 2 cores; ZooKeeper creates no faster with 2).")
     var threads = 1
     @Option(help: "Snapshot after this many txns (default 1000000; 0: never).")
     var snapshotEveryTxns: UInt64?
@@ -118,7 +118,7 @@ struct ServeCommand: ParsableCommand {
             zkOptions.dataDirectory = dir
             do {
                 zkOptions.sessionSecret = try SessionKeyFile.load(directory: dir)
-                zkServer = try ZKServer.start(store: store, options: zkOptions)
+                zkServer = try ZKServer.start(store: store, options: zkOptions, threads: threads)
             } catch {
                 print("error: \(error)")
                 try? server.stop()
