@@ -23,8 +23,8 @@ public enum SnapshotFile {
 
     /// Writes `state` as the snapshot of `header.index`: to a temporary name, `fdatasync`,
     /// renamed into place, and the directory synced, so the file is whole or absent after a
-    /// crash. Serialising (a walk of the whole state, bound by memory latency) runs on this
-    /// thread while another compresses and writes the chunks before it. `progress` is told the
+    /// crash. Serialising (a walk of the whole state, bound by memory latency) runs on one
+    /// background thread while another compresses and writes the chunks before it. `progress` is told the
     /// content bytes serialised so far, about every MiB.
     @discardableResult
     public static func write(
@@ -44,10 +44,12 @@ public enum SnapshotFile {
             try file.truncate(to: 0)
             let pipe = ChunkPipe(depth: 4)
             let writer = CompressingWriter(compressor: compressor, file: file)
-            startThread(name: "cairn-snapshot-lz4") { writer.run(pipe) }
-            // This thread serialises (a walk of the whole state); the writer thread keeps the
-            // checksum, compresses and writes. (Two serialisers over halves of the keys were
-            // slower on two cores: the walk needs a core of its own, and so does LZ4.)
+            // Two background threads (see `backgroundNiceness`: writes going on meanwhile keep
+            // their core): one serialises (a walk of the whole state), the other keeps the
+            // checksum, compresses and writes. This thread waits for both. (Two serialisers over
+            // halves of the keys were slower on two cores: the walk needs a core of its own, and
+            // so does LZ4.)
+            startThread(name: "cairn-snapshot-lz4", background: true) { writer.run(pipe) }
             let counter = Counter()
             let progressLock = Lock()
             @Sendable func put(_ chunk: UnsafeRawBufferPointer) throws {
@@ -56,16 +58,18 @@ public enum SnapshotFile {
                 if let progress { progressLock.withLock { progress(total) } }
             }
             let failure = Failure()
-            do {
-                var out = ContentWriter(chunkSize: 1 << 20, checksum: false)
-                SnapshotFormat.encodeHeader(header, into: &out)
-                for db in 0..<StoreState.databaseCount { try SnapshotFormat.encodeKeys(state.keyspace(db).entries, db: db, into: &out, put) }
-                try SnapshotFormat.encodeNodes(state.tree.nodes, into: &out, put)
-                SnapshotFormat.encodeSessions(state.tree.sessions, into: &out)
-                try out.flush(force: true, put)
-            } catch { failure.record(error) }
-            if failure.error == nil { _ = pipe.putFooter() }
-            pipe.close()
+            startThread(name: "cairn-snapshot-walk", background: true) {
+                do {
+                    var out = ContentWriter(chunkSize: 1 << 20, checksum: false)
+                    SnapshotFormat.encodeHeader(header, into: &out)
+                    for db in 0..<StoreState.databaseCount { try SnapshotFormat.encodeKeys(state.keyspace(db).entries, db: db, into: &out, put) }
+                    try SnapshotFormat.encodeNodes(state.tree.nodes, into: &out, put)
+                    SnapshotFormat.encodeSessions(state.tree.sessions, into: &out)
+                    try out.flush(force: true, put)
+                } catch { failure.record(error) }
+                if failure.error == nil { _ = pipe.putFooter() }
+                pipe.close()  // the writer finishes after this, so waiting for it waits for both
+            }
             if let failure = writer.wait() { throw failure }
             if let error = failure.error { throw error }
             contentBytes = counter.value + SnapshotFormat.footerSize

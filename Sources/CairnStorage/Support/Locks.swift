@@ -122,15 +122,28 @@ public func withMutableBytes<T, E: Error>(
     return try result.get()
 }
 
+/// The nice value of a thread started with `background: true`: under contention the
+/// scheduler gives such a thread about a third of the share of a normal one (weight 335 against
+/// 1024), so a snapshot's walk and compression yield a core to the writers, and take all the CPU
+/// that is idle.
+public let backgroundNiceness: Int32 = 5
+
 /// Starts a named OS thread running `body` (the log's background flusher uses one: it blocks
-/// in `fdatasync`, which must never occupy a Swift concurrency pool thread).
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+/// in `fdatasync`, which must never occupy a Swift concurrency pool thread). A `background`
+/// thread runs at ``backgroundNiceness`` (Linux; elsewhere at the normal priority).
+public func startThread(name: String, background: Bool = false, _ body: @escaping @Sendable () -> Void) {
     final class Box: @unchecked Sendable {
         let name: String
         let body: @Sendable () -> Void
         init(name: String, body: @escaping @Sendable () -> Void) { self.name = name; self.body = body }
     }
-    let box = Unmanaged.passRetained(Box(name: name, body: body))
+    let run: @Sendable () -> Void
+    if background {
+        run = { lowerThisThreadsPriority(); body() }
+    } else {
+        run = body
+    }
+    let box = Unmanaged.passRetained(Box(name: name, body: run))
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
     defer { pthread_attr_destroy(&attributes) }
@@ -150,6 +163,18 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     }, box.toOpaque())
     precondition(result == 0, "pthread_create failed: \(result)")
     pthread_detach(thread)
+}
+
+/// Raises the calling thread's nice value to ``backgroundNiceness`` unless it is higher already
+/// (a thread inherits its starter's): on Linux a nice value belongs to one thread, and `who` 0
+/// names the calling one. Best effort: a failure leaves the thread at its priority.
+private func lowerThisThreadsPriority() {
+    #if os(Linux)
+    let which = __priority_which_t(PRIO_PROCESS.rawValue)
+    errno = 0
+    let current = getpriority(which, 0)
+    if errno == 0 && current < backgroundNiceness { _ = setpriority(which, 0, backgroundNiceness) }
+    #endif
 }
 
 /// Monotonic nanoseconds, for measuring and for background timers (not for anything logged).
