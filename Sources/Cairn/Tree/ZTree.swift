@@ -167,7 +167,7 @@ extension ZTree {
                 changes.append(.ephemeralAdded(owner: owner, path: finalPath))
             }
             let name = ZPath.name(finalPath)
-            let parentStat = Self.childAdded(&nodes[parentPath]!, name: name, zxid: zxid)
+            let parentStat = modifyExisting(parentPath) { Self.childAdded(&$0, name: name, zxid: zxid) }
             changes.append(.childAdded(parent: parentPath, name: name, stat: parentStat))
             changes.append(.event(WatchEvent(type: .nodeCreated, path: finalPath, zxid: zxid)))
             changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
@@ -252,14 +252,22 @@ extension ZTree {
             changes.append(.ephemeralRemoved(owner: node.stat.ephemeralOwner, path: path))
         }
         let name = ZPath.name(path)
-        let parentStat = Self.childRemoved(&nodes[parentPath]!, name: name, zxid: zxid)
+        let parentStat = modifyExisting(parentPath) { Self.childRemoved(&$0, name: name, zxid: zxid) }
         changes.append(.childRemoved(parent: parentPath, name: name, stat: parentStat))
         changes.append(.event(WatchEvent(type: .nodeDeleted, path: path, zxid: zxid)))
         changes.append(.event(WatchEvent(type: .nodeChildrenChanged, path: parentPath, zxid: zxid)))
     }
 
-    /// One access for several changes to a node (each `nodes[path]!` is a lookup of its own).
-    @inline(__always) private static func update(_ node: inout ZNode, _ body: (inout ZNode) -> Void) { body(&node) }
+    /// Changes the znode at `path`, which must exist, in place with one lookup. (The optional
+    /// subscript's in-place access, `&nodes[path]!`, moves the value and a copy of the key out of
+    /// the trie and back in through generic code: twice the cost of the change itself.)
+    @inline(__always) private mutating func modifyExisting<R>(_ path: String, _ body: (inout ZNode) -> R) -> R {
+        nodes.updateValue(forKey: path, default: Self.missing(path), with: body)
+    }
+
+    private static func missing(_ path: String) -> ZNode {
+        preconditionFailure("znode \(path) is missing from the tree")
+    }
 
     private static func childAdded(_ parent: inout ZNode, name: String, zxid: Int64) -> Stat {
         parent.stat.cversion &+= 1
@@ -286,9 +294,9 @@ extension ZTree {
         case .put(let path, let node): nodes[path] = node
         case .remove(let path): nodes[path] = nil
         case .childAdded(let parent, let name, let stat):
-            Self.update(&nodes[parent]!) { $0.stat = stat; $0.children.insert(name) }
+            modifyExisting(parent) { $0.stat = stat; $0.children.insert(name) }
         case .childRemoved(let parent, let name, let stat):
-            Self.update(&nodes[parent]!) { $0.stat = stat; $0.children.remove(name) }
+            modifyExisting(parent) { $0.stat = stat; $0.children.remove(name) }
         case .event: break
         case .sessionOpened(let id, let timeout): sessions[id] = Session(timeout: timeout)
         case .sessionClosed(let id): sessions[id] = nil
