@@ -17,6 +17,26 @@ public final class OutputCollector: @unchecked Sendable {
         }
     }
 
+    /// Waits until the output holds `line` as a whole line (true), or the output ends or
+    /// `seconds` pass without it (false). Polls every millisecond: a child's readiness is worth
+    /// no more precision than that.
+    public func waitForLine(_ line: String, seconds: Double) -> Bool {
+        let needle = Data((line + "\n").utf8)
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            lock.lock()
+            let found = data.starts(with: needle) || data.range(of: Data("\n".utf8) + needle) != nil
+            lock.unlock()
+            if found { return true }
+            if done.wait(timeout: .now() + .milliseconds(1)) == .success {
+                done.signal()  // keep the end of the output signalled for `finish`
+                lock.lock(); defer { lock.unlock() }
+                return data.starts(with: needle) || data.range(of: Data("\n".utf8) + needle) != nil
+            }
+        }
+        return false
+    }
+
     /// Waits (at most 10 s) for the end of the output and returns it as text.
     public func finish() -> String {
         _ = done.wait(timeout: .now() + 10)

@@ -18,7 +18,10 @@ struct DrillCommand: ParsableCommand {
             each acknowledged one. After each kill the directory is reopened and checked: the state \
             must equal the state after some prefix of the issued writes, and under 'always' contain \
             every acknowledged one. A kill -9 leaves the OS page cache intact, so 'no' and 'everysec' \
-            lose nothing here either; a power cut is what separates them (the crash tests simulate it).
+            lose nothing here either; a power cut is what separates them (the crash tests simulate it). \
+            One kill in five lands at a random moment from the child's start, often while it is still \
+            recovering the directory; the others a random moment after it reports itself open, so that \
+            they land among its writes however long recovery takes.
             """
     )
 
@@ -30,7 +33,7 @@ struct DrillCommand: ParsableCommand {
     var seed: UInt64?
     @Option(help: "Data directory (default: a new one under /tmp, removed afterwards).")
     var dir: String?
-    @Option(help: "Longest wait before a kill, in milliseconds.")
+    @Option(help: "Longest wait before a kill, in milliseconds (from the child's start, or from when it is open).")
     var maxWaitMs = 400
     @Flag(help: "Print the summary as one JSON object.")
     var json = false
@@ -48,6 +51,7 @@ struct DrillCommand: ParsableCommand {
         var prefixOK = true
         var maxLossWindow: Int64 = 0
         var recoveredTxns = 0
+        var killsDuringOpen = 0
         if !json { print("cairn drill: mode \(mode.rawValue), \(kills) kills, seed \(seed), \(directory)") }
 
         for kill in 0..<kills {
@@ -59,10 +63,16 @@ struct DrillCommand: ParsableCommand {
             child.standardError = FileHandle.nullDevice
             try child.run()
             let collector = OutputCollector(pipe.fileHandleForReading)
-            usleep(UInt32(Int.random(in: 50...max(51, maxWaitMs), using: &rng)) * 1000)
+            let duringRecovery = Int.random(in: 0..<5, using: &rng) == 0
+            let wait = UInt32(Int.random(in: 1...max(1, maxWaitMs), using: &rng))
+            // Bounded: a child that never reports itself open (it failed) is killed after 60 s.
+            if !duringRecovery { _ = collector.waitForLine("ready", seconds: 60) }
+            usleep(wait * 1000)
             Glibc.kill(child.processIdentifier, SIGKILL)
             child.waitUntilExit()
             let output = collector.finish()
+            let wasOpen = output.split(separator: "\n").contains("ready")
+            if !wasOpen { killsDuringOpen += 1 }
 
             // Acknowledged operations, in order, with the time each was acknowledged.
             var acks: [(number: Int, ms: Int64)] = []
@@ -92,7 +102,7 @@ struct DrillCommand: ParsableCommand {
             }
             nextOperation = model.firstOperation(afterLogged: recovered)
             if !json {
-                print("kill \(kill + 1): \(acks.count) writes acknowledged, \(recovered) txns recovered, "
+                print("kill \(kill + 1)\(wasOpen ? "" : " (while opening)"): \(acks.count) writes acknowledged, \(recovered) txns recovered, "
                       + "prefix \(statePrefixOK ? "ok" : "WRONG"), acknowledged lost \(lost)")
             }
         }
@@ -100,17 +110,18 @@ struct DrillCommand: ParsableCommand {
         if json {
             print("{\"mode\":\"\(mode.rawValue)\",\"kills\":\(kills),\"seed\":\(seed),\"acked\":\(totalAcked),"
                   + "\"lost_acked\":\(lostAcked),\"prefix_ok\":\(prefixOK),\"max_loss_window_ms\":\(maxLossWindow),"
-                  + "\"recovered_txns\":\(recoveredTxns),\"passed\":\(verdict)}")
+                  + "\"recovered_txns\":\(recoveredTxns),\"kills_while_opening\":\(killsDuringOpen),\"passed\":\(verdict)}")
         } else {
-            print("\(verdict ? "PASSED" : "FAILED"): \(totalAcked) acknowledged writes over \(kills) kills, "
+            print("\(verdict ? "PASSED" : "FAILED"): \(totalAcked) acknowledged writes over \(kills) kills "
+                  + "(\(killsDuringOpen) while the writer was opening the store), "
                   + "\(lostAcked) acknowledged lost, prefix \(prefixOK ? "ok" : "WRONG"), longest loss window \(maxLossWindow) ms")
         }
         if !verdict { throw ExitCode(1) }
     }
 }
 
-/// The drill's child: runs the seeded writes from `--start` on and prints `ack NUMBER MS` as
-/// each one is acknowledged, until killed.
+/// The drill's child: opens the store, prints `ready`, runs the seeded writes from `--start` on
+/// and prints `ack NUMBER MS` as each one is acknowledged, until killed.
 struct DrillChildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "drill-child", shouldDisplay: false)
 
@@ -122,6 +133,7 @@ struct DrillChildCommand: ParsableCommand {
 
     func run() throws {
         let store = try Store.open(directory: FilePath(dir), options: StoreOptions(fsyncPolicy: mode))
+        writeLine(1, "ready")  // the parent times most kills from here
         let workload = DrillWorkload(seed: seed)
         let clock = SystemClock()
         for number in start..<(start + count) {

@@ -22,5 +22,23 @@ import Testing
         #expect(summary["lost_acked"] as? Int == 0, "kill -9 keeps the page cache: nothing acknowledged is lost")
         #expect((summary["acked"] as? Int ?? 0) > 0)
         #expect(summary["max_loss_window_ms"] is Int)
+        let whileOpening = try #require(summary["kills_while_opening"] as? Int)
+        #expect(whileOpening >= 0 && whileOpening <= 6)
+    }
+
+    /// The drill times most kills from the child's `ready` line.
+    @Test func theCollectorSeesALineAsItArrivesAndNotBefore() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "echo readying; sleep 0.3; echo ready; sleep 0.3; echo done"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let collector = OutputCollector(output.fileHandleForReading)
+        #expect(!collector.waitForLine("ready", seconds: 0.1), "only 'readying' is out yet")
+        #expect(collector.waitForLine("ready", seconds: 10))
+        #expect(!collector.waitForLine("never", seconds: 10), "the output ends without it: false before the 10 s")
+        process.waitUntilExit()
+        #expect(collector.finish() == "readying\nready\ndone\n")
     }
 }
