@@ -59,6 +59,16 @@ import Testing
         #expect(try TxnCodec.decode(TxnCodec.encode(all)) == all)
     }
 
+    /// The store encodes a one-operation txn without making its array: the bytes must be the
+    /// same, or replay would read something else than what was applied.
+    @Test func aSingleOperationEncodesAsItsOneOperationTxn() throws {
+        var single: [UInt8] = [9, 9, 9]  // reused buffers start dirty
+        for operation in Self.operations {
+            TxnCodec.encode(time: -42, operation, into: &single)
+            #expect(single == TxnCodec.encode(Txn(time: -42, operations: [operation])), "\(operation)")
+        }
+    }
+
     @Test func damagedOrForeignBytesAreRejectedNotTrusted() {
         let bytes = TxnCodec.encode(Txn(time: 5, operations: Self.operations))
         for cut in 0..<bytes.count {
