@@ -58,7 +58,9 @@ public enum SnapshotFile {
                 if let progress { progressLock.withLock { progress(total) } }
             }
             let failure = Failure()
+            let walked = Latch()
             startThread(name: "cairn-snapshot-walk", background: true) {
+                defer { walked.raise() }
                 do {
                     var out = ContentWriter(chunkSize: 1 << 20, checksum: false)
                     SnapshotFormat.encodeHeader(header, into: &out)
@@ -68,9 +70,13 @@ public enum SnapshotFile {
                     try out.flush(force: true, put)
                 } catch { failure.record(error) }
                 if failure.error == nil { _ = pipe.putFooter() }
-                pipe.close()  // the writer finishes after this, so waiting for it waits for both
+                pipe.close()
             }
-            if let failure = writer.wait() { throw failure }
+            // Both threads are done before this returns, even when the writer failed first (the
+            // walk then stops at its next chunk): nothing of this snapshot runs on afterwards.
+            let writerFailure = writer.wait()
+            walked.wait()
+            if let writerFailure { throw writerFailure }
             if let error = failure.error { throw error }
             contentBytes = counter.value + SnapshotFormat.footerSize
             fileBytes = writer.offset
@@ -238,6 +244,14 @@ final class Failure: @unchecked Sendable {
     private var first: (any Error)?
     func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
     var error: (any Error)? { lock.withLock { first } }
+}
+
+/// A flag one thread raises once and others wait for.
+final class Latch: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var raised = false
+    func raise() { lock.withLock { raised = true; lock.broadcast() } }
+    func wait() { lock.withLock { while !raised { lock.wait() } } }
 }
 
 /// A running total shared by threads.
