@@ -1,4 +1,5 @@
 import Cairn
+import CairnStorage
 import CairnTesting
 import Testing
 
@@ -62,5 +63,48 @@ import Testing
         for i in 0..<200 { list.prepend(Bytes("\(i)")) }
         #expect(list.count == 200 && list[0] == "199" && list[199] == "0")
         #expect(list.elements(in: 63..<66) == ["136", "135", "134"])
+    }
+}
+
+/// Long lists through the store: under `always` the head and committed states each replay the
+/// pushes and pops on their own copy of a list whose chunks they first shared; a snapshot and
+/// the log must give back the same list.
+@Suite struct LongListStoreTests {
+    @Test(arguments: [FsyncPolicy.always, .no])
+    func pushesAndPopsAcrossChunksSurviveReplayAndSnapshot(policy: FsyncPolicy) throws {
+        var (store, disk, clock) = try makeStore(policy)
+        var rng = SplitMix64(seed: 5)
+        var model: [Bytes] = []
+        for round in 0..<400 {
+            let values = (0..<Int.random(in: 1...5, using: &rng)).map { Bytes("r\(round)-\($0)") }
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0, 1:
+                _ = try store.push("q", values, left: true, onlyIfExists: false)
+                model.insert(contentsOf: values.reversed(), at: 0)
+            case 2, 3:
+                _ = try store.push("q", values, left: false, onlyIfExists: false)
+                model.append(contentsOf: values)
+            case 4:
+                let popped = try store.lpop("q", count: 3) ?? []
+                #expect(popped == Array(model.prefix(3)))
+                model.removeFirst(min(3, model.count))
+            default:
+                let popped = try store.rpop("q", count: 2) ?? []
+                #expect(popped == Array(model.suffix(2).reversed()))
+                model.removeLast(min(2, model.count))
+            }
+            if round == 200 { try store.snapshot() }
+        }
+        #expect(model.count > 200, "long enough to span several chunks")
+        #expect(try store.lrange("q", 0, -1) == model)
+        #expect(try store.lindex("q", 130) == model[130])
+        try store.close()
+        store = try reopen(disk, clock: clock, policy: policy)
+        #expect(try store.lrange("q", 0, -1) == model, "snapshot at round 200 plus the log after it")
+        try store.snapshot()
+        try store.close()
+        store = try reopen(disk, clock: clock, policy: policy)
+        #expect(try store.lrange("q", 0, -1) == model, "from the snapshot alone")
+        try store.close()
     }
 }
