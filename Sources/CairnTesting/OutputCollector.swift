@@ -22,16 +22,16 @@ public final class OutputCollector: @unchecked Sendable {
     /// no more precision than that.
     public func waitForLine(_ line: String, seconds: Double) -> Bool {
         let needle = Data((line + "\n").utf8)
+        func holdsLine() -> Bool {
+            lock.lock(); defer { lock.unlock() }
+            return data.starts(with: needle) || data.range(of: Data("\n".utf8) + needle) != nil
+        }
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            lock.lock()
-            let found = data.starts(with: needle) || data.range(of: Data("\n".utf8) + needle) != nil
-            lock.unlock()
-            if found { return true }
+            if holdsLine() { return true }
             if done.wait(timeout: .now() + .milliseconds(1)) == .success {
                 done.signal()  // keep the end of the output signalled for `finish`
-                lock.lock(); defer { lock.unlock() }
-                return data.starts(with: needle) || data.range(of: Data("\n".utf8) + needle) != nil
+                return holdsLine()
             }
         }
         return false

@@ -13,8 +13,8 @@ import HashTreeCollections
 public struct PersistentList: Sendable, Equatable, Sequence {
     /// Elements per chunk: a power of two, so a position's chunk is a shift away.
     public static let chunkCapacity = 64
-    private static let shift: Int64 = 6
-    private static let mask: Int64 = 63
+    private static let shift = Int64(chunkCapacity.trailingZeroBitCount)
+    private static let mask = Int64(chunkCapacity - 1)
 
     /// Consecutive elements of one chunk: `elements[0]` sits at slot `first` (0..<64).
     fileprivate struct Chunk: Sendable {
@@ -87,12 +87,20 @@ public struct PersistentList: Sendable, Equatable, Sequence {
         preconditionFailure("list chunk \(key) is missing")
     }
 
+    /// The elements from `position` up to `end` that its chunk holds (at least one).
+    private static func run(_ chunks: TreeDictionary<Int64, Chunk>, from position: Int64, before end: Int64) -> ArraySlice<Bytes> {
+        let chunk = chunks[position >> shift]!
+        let from = Int(position & mask) - chunk.first
+        let upTo = Swift.min(chunk.elements.count, from + Int(end - position))
+        precondition(from >= 0 && upTo > from, "list chunk \(position >> shift) does not hold position \(position)")
+        return chunk.elements[from..<upTo]
+    }
+
     /// The element at a 0-based index.
     public subscript(index: Int) -> Bytes {
         precondition(index >= 0 && index < count, "list index \(index) out of range 0..<\(count)")
         let position = head + Int64(index)
-        let chunk = chunks[position >> Self.shift]!
-        return chunk.elements[Int(position & Self.mask) - chunk.first]
+        return Self.run(chunks, from: position, before: position + 1).first!
     }
 
     /// The elements of a 0-based range, chunk by chunk.
@@ -103,12 +111,9 @@ public struct PersistentList: Sendable, Equatable, Sequence {
         var position = head + Int64(range.lowerBound)
         let end = head + Int64(range.upperBound)
         while position < end {
-            let chunk = chunks[position >> Self.shift]!
-            let from = Int(position & Self.mask) - chunk.first
-            let upTo = Swift.min(chunk.elements.count, from + Int(end - position))
-            precondition(from >= 0 && upTo > from, "list chunk \(position >> Self.shift) does not hold position \(position)")
-            result.append(contentsOf: chunk.elements[from..<upTo])
-            position += Int64(upTo - from)
+            let run = Self.run(chunks, from: position, before: end)
+            result.append(contentsOf: run)
+            position += Int64(run.count)
         }
         return result
     }
@@ -123,12 +128,8 @@ public struct PersistentList: Sendable, Equatable, Sequence {
         public mutating func next() -> Bytes? {
             if let element = current.popFirst() { return element }
             guard position < end else { return nil }
-            let chunk = chunks[position >> PersistentList.shift]!
-            let from = Int(position & PersistentList.mask) - chunk.first
-            let upTo = Swift.min(chunk.elements.count, from + Int(end - position))
-            precondition(from >= 0 && upTo > from, "list chunk \(position >> PersistentList.shift) does not hold position \(position)")
-            current = chunk.elements[from..<upTo]
-            position += Int64(upTo - from)
+            current = PersistentList.run(chunks, from: position, before: end)
+            position += Int64(current.count)
             return current.popFirst()
         }
     }

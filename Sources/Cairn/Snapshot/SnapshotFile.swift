@@ -178,9 +178,10 @@ final class ChunkPipe: @unchecked Sendable {
 final class CompressingWriter: @unchecked Sendable {
     private let compressor: LZ4FrameCompressor
     private let file: any DiskFile
-    private let done = ConditionLock()
-    private var finished = false
+    private let finished = Latch()
     private(set) var offset = 0
+    /// Set before the pipe fails and before `finished` is raised, so a reader that saw either
+    /// sees it.
     private(set) var failure: SnapshotError?
 
     init(compressor: LZ4FrameCompressor, file: any DiskFile) {
@@ -209,10 +210,10 @@ final class CompressingWriter: @unchecked Sendable {
             }
             try put(try lz4 { () throws(LZ4Error) in try compressor.end() })
         } catch {
-            done.withLock { failure = error }
+            failure = error
             pipe.fail()
         }
-        done.withLock { finished = true; done.broadcast() }
+        finished.raise()
     }
 
     private func lz4(_ body: () throws(LZ4Error) -> UnsafeRawBufferPointer) throws(SnapshotError) -> UnsafeRawBufferPointer {
@@ -231,10 +232,8 @@ final class CompressingWriter: @unchecked Sendable {
 
     /// Waits for the writer to finish; its failure, if any.
     func wait() -> SnapshotError? {
-        done.withLock {
-            while !finished { done.wait() }
-            return failure
-        }
+        finished.wait()
+        return failure
     }
 }
 
