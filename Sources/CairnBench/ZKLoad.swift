@@ -95,9 +95,16 @@ public enum ZKLoad {
         var total = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
         for slot in slots { total.add(slot.histogram) }
 
-        // Clean up: every node under the root, then the root.
-        let children = try admin.children(root)
-        try admin.pipelined(children.count, depth: 64) { i in (.delete, .delete(path: "\(root)/\(children[i])", version: -1)) }
+        // Clean up: the nodes the run made, by name, then the root. (Not by listing the root's
+        // children: a few hundred thousand names are a reply above jute.maxbuffer.)
+        let made: [String]
+        switch operation {
+        case .create: made = (0..<clients).flatMap { client in (0..<perClient).map { path(client, $0) } }
+        case .setData, .getData, .exists: made = (0..<clients).map { path($0, 0) }
+        case .getChildren: made = (0..<10).map { "\(root)/child\($0)" }
+        case .delete: made = []
+        }
+        try admin.pipelined(made.count, depth: 64) { i in (.delete, .delete(path: made[i], version: -1)) }
         try admin.expectOK(.delete, .delete(path: root, version: -1))
         return Result(
             operation: operation, clients: clients, pipeline: pipeline, operations: perClient * clients, seconds: seconds,
@@ -267,13 +274,6 @@ public enum ZKLoad {
             _ = request(op, body)
             let answer = try reply()
             guard answer.err == 0 else { throw LoadError(description: "\(op) answered error \(answer.err)") }
-        }
-
-        func children(_ path: String) throws -> [String] {
-            _ = request(.getChildren, .getChildren(path: path, watch: false))
-            var answer = try reply()
-            guard answer.err == 0 else { throw LoadError(description: "getChildren \(path) answered error \(answer.err)") }
-            return try answer.body.vector(minimumItemSize: 4) { (r: inout JuteReader) throws(JuteError) -> String in try r.string() ?? "" } ?? []
         }
 
         /// `count` requests with up to `depth` in flight, untimed; throws on any error reply.

@@ -36,8 +36,14 @@ final class LoopCommitter {
 
     private func run() {
         scheduled = false
-        let batch = waiting
-        waiting.removeAll(keepingCapacity: true)
+        // Swapped out, not copied: `waiting` keeps no second reference, so it grows again in
+        // the storage the last batch used instead of allocating for every batch.
+        var batch: [(decided: Decided, done: (StoreError?) -> Void)] = []
+        swap(&batch, &waiting)
+        defer {
+            batch.removeAll(keepingCapacity: true)
+            if waiting.isEmpty { swap(&batch, &waiting) }
+        }
         // The newest txn still waiting for its sync covers every other: the log commits in
         // order and publishing goes through everything durable. (Settled ones, decided under
         // `no`/`everysec`, need nothing.)

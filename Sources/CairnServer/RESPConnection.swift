@@ -210,8 +210,10 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     func decideWrite(_ operation: Cairn.Operation) -> Reply? {
         do {
             let (reply, decided) = try store.decide(operation)
-            if case .push(let key, _, _, _) = operation { pushed.append(key) }
-            if case .inDatabase(_, .push(let key, _, _, _)) = operation { pushed.append(key) }
+            switch operation {
+            case .push(let key, _, _, _), .inDatabase(_, .push(let key, _, _, _)): pushed.append(key)
+            default: break
+            }
             hold(decided)
             return reply
         } catch {
@@ -238,7 +240,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Runs one command (the session's state machine: auth, MULTI, subscriptions).
     private func run(_ arguments: [Bytes]) {
-        let name = arguments[0].string.lowercased()
+        let name = Self.commandName(arguments[0])
         server.totalCommands.add(1, ordering: .relaxed)
         server.commandCounter.increment()
         session.lastCommand = name
@@ -267,11 +269,27 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         append(.error(RedisErrors.unknown(arguments[0].string, arguments[1...])))
     }
 
+    /// A command's name in lower case, as Redis folds it (ASCII letters only).
+    static func commandName(_ name: Bytes) -> String {
+        name.storage.withUnsafeBufferPointer { bytes in
+            String(unsafeUninitializedCapacity: bytes.count) { out in
+                for i in bytes.indices { out[i] = bytes[i] &- 0x41 < 26 ? bytes[i] | 0x20 : bytes[i] }
+                return bytes.count
+            }
+        }
+    }
+
     static func arityFits(_ arity: Int, _ count: Int) -> Bool {
         arity >= 0 ? count == arity : count >= -arity
     }
 
     private func runData(_ spec: DataCommands.Spec, _ arguments: [Bytes]) {
+        if let read = spec.read {
+            guard held == nil else { waitToRead(arguments); return }
+            let reader = self.reader
+            append(DataCommands.answering { try read(Arguments(arguments), reader) })
+            return
+        }
         let plan: CommandPlan
         do { plan = try spec.plan(Arguments(arguments), store) } catch {
             append(.error((error as? CommandError)?.message ?? "ERR \(error)"))
@@ -281,16 +299,17 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         case .reply(let value):
             append(value)
         case .read(let body):
-            if held != nil {
-                // A read after a held write must see it: wait for the commit, then run it.
-                queue.prepend(arguments)
-                waitForHeld()
-                return
-            }
+            guard held == nil else { waitToRead(arguments); return }
             append(body(reader))
         case .write(let operation, let answer):
             write(inDatabase(operation), answer: answer)
         }
+    }
+
+    /// A read after a held write must see it: it runs again once that write has committed.
+    private func waitToRead(_ arguments: [Bytes]) {
+        queue.prepend(arguments)
+        waitForHeld()
     }
 
     /// Reads of the selected database.
@@ -347,7 +366,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         var steps: [Step] = []
         var operations: [Cairn.Operation] = []
         for arguments in queued {
-            let name = arguments[0].string.lowercased()
+            let name = Self.commandName(arguments[0])
             if let spec = DataCommands.table[name] {
                 do {
                     switch try spec.plan(Arguments(arguments), store) {

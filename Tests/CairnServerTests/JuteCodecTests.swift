@@ -65,6 +65,13 @@ import Testing
         #expect(out.bytes.count == 68, "Stat: 6 longs and 5 ints")
         #expect(Array(out.bytes[0..<8]) == [0, 0, 0, 0, 0, 0, 0, 1] && Array(out.bytes[60..<68]) == [0, 0, 0, 0, 0, 0, 0, 2])
 
+        // ustring: a length and UTF-8 bytes, -1 for null; read back the same.
+        var strings = JuteWriter()
+        strings.string("/é"); strings.string(nil); strings.string("")
+        #expect(strings.bytes == [0, 0, 0, 3, 0x2F, 0xC3, 0xA9, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0])
+        var reader = JuteReader(strings.bytes)
+        #expect(try reader.string() == "/é" && reader.string() == nil && reader.string() == "" && reader.remaining == 0)
+
         var framed = JuteWriter()
         framed.int(7)
         #expect(framed.frame == [0, 0, 0, 4, 0, 0, 0, 7])

@@ -5,6 +5,8 @@ import HashTreeCollections
 /// forms and errors), over the store's KV operations and committed reads.
 enum DataCommands {
     typealias Planner = @Sendable (Arguments, Store) throws -> CommandPlan
+    /// A plain read: the reply from the arguments and the committed keyspace.
+    typealias ReadBody = @Sendable (Arguments, KeyspaceReader) throws -> RESPValue
 
     struct Spec: Sendable {
         /// Redis's arity: exact when positive, at least |arity| when negative (name included).
@@ -14,6 +16,9 @@ enum DataCommands {
         let lastKey: Int
         let step: Int
         let plan: Planner
+        /// For a plain read, its body: the connection runs it at once, with no plan and no
+        /// closure made per request (two allocations of every pipelined GET).
+        var read: ReadBody? = nil
     }
 
     // MARK: Helpers
@@ -25,9 +30,12 @@ enum DataCommands {
     }
 
     static func read(_ body: @escaping @Sendable (KeyspaceReader) throws -> RESPValue) -> CommandPlan {
-        .read { store in
-            do { return try body(store) } catch let error as CommandError { return .error(error.message) } catch { return .error("ERR \(error)") }
-        }
+        .read { store in answering { try body(store) } }
+    }
+
+    /// A read's reply, or the error reply it threw.
+    static func answering(_ body: () throws -> RESPValue) -> RESPValue {
+        do { return try body() } catch let error as CommandError { return .error(error.message) } catch { return .error("ERR \(error)") }
     }
 
     /// `EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`/`PERSIST` options shared by SET and GETEX.
@@ -128,31 +136,38 @@ enum DataCommands {
     // MARK: The table
 
     static let table: [String: Spec] = {
-        var t: [String: Spec] = [:]
+        var t = Table()
         addStrings(&t)
         addKeys(&t)
         addLists(&t)
         addHashes(&t)
-        return t
+        return t.specs
     }()
 
-    private static func add(_ t: inout [String: Spec], _ name: String, _ arity: Int, write: Bool, keys: (Int, Int, Int) = (1, 1, 1), _ plan: @escaping Planner) {
-        t[name] = Spec(arity: arity, isWrite: write, firstKey: keys.0, lastKey: keys.1, step: keys.2, plan: plan)
+    /// The command table as it is built.
+    struct Table {
+        var specs: [String: Spec] = [:]
+
+        mutating func add(_ name: String, _ arity: Int, write: Bool, keys: (Int, Int, Int) = (1, 1, 1), _ plan: @escaping Planner) {
+            specs[name] = Spec(arity: arity, isWrite: write, firstKey: keys.0, lastKey: keys.1, step: keys.2, plan: plan)
+        }
+
+        /// A plain read (see ``Spec/read``); its plan, for MULTI, runs the same body.
+        mutating func addRead(_ name: String, _ arity: Int, keys: (Int, Int, Int) = (1, 1, 1), _ body: @escaping ReadBody) {
+            specs[name] = Spec(
+                arity: arity, isWrite: false, firstKey: keys.0, lastKey: keys.1, step: keys.2,
+                plan: { args, _ in read { store in try body(args, store) } }, read: body)
+        }
     }
 
-    private static func addStrings(_ t: inout [String: Spec]) {
-        func add(_ name: String, _ arity: Int, write: Bool, keys: (Int, Int, Int) = (1, 1, 1), _ plan: @escaping Planner) {
-            DataCommands.add(&t, name, arity, write: write, keys: keys, plan)
-        }
-        add("get", 2, write: false) { args, _ in
-            read { store in
-                switch stringValue(store, args[1]) {
-                case .success(let value): return value.map { .bulk($0) } ?? .null
-                case .failure(let error): throw error
-                }
+    private static func addStrings(_ t: inout Table) {
+        t.addRead("get", 2) { args, store in
+            switch stringValue(store, args[1]) {
+            case .success(let value): return value.map { .bulk($0) } ?? .null
+            case .failure(let error): throw error
             }
         }
-        add("set", -3, write: true) { args, store in
+        t.add("set", -3, write: true) { args, store in
             var condition = SetCondition.always
             var expiry: Expiry?
             var haveExpiry = false
@@ -173,52 +188,46 @@ enum DataCommands {
             let change = try resolve(store, expiry, "set")
             return .write(.set(args[1], args[2], condition: condition, expiry: change, returnOld: returnOld), answer: CommandPlan.plain)
         }
-        add("setnx", 3, write: true) { args, _ in
+        t.add("setnx", 3, write: true) { args, _ in
             .write(.set(args[1], args[2], condition: .ifAbsent, expiry: .clear, returnOld: false), answer: CommandPlan.okAsOne)
         }
-        add("setex", 4, write: true) { args, store in
+        t.add("setex", 4, write: true) { args, store in
             let change = try resolve(store, .seconds(try args.integer(2)), "setex")
             return .write(.set(args[1], args[3], condition: .always, expiry: change, returnOld: false), answer: CommandPlan.plain)
         }
-        add("psetex", 4, write: true) { args, store in
+        t.add("psetex", 4, write: true) { args, store in
             let change = try resolve(store, .milliseconds(try args.integer(2)), "psetex")
             return .write(.set(args[1], args[3], condition: .always, expiry: change, returnOld: false), answer: CommandPlan.plain)
         }
-        add("getset", 3, write: true) { args, _ in
+        t.add("getset", 3, write: true) { args, _ in
             .write(.set(args[1], args[2], condition: .always, expiry: .clear, returnOld: true), answer: CommandPlan.plain)
         }
-        add("del", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(Array(args.values[1...])), answer: CommandPlan.plain) }
-        add("unlink", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(Array(args.values[1...])), answer: CommandPlan.plain) }
-        add("exists", -2, write: false, keys: (1, -1, 1)) { args, _ in
-            .read { store in .integer(Int64(args.values[1...].filter { store.liveEntry($0) != nil }.count)) }
-        }
-        add("mget", -2, write: false, keys: (1, -1, 1)) { args, _ in
-            .read { store in
-                .array(args.values[1...].map { key in
-                    if case .success(let value?) = stringValue(store, key) { return .bulk(value) }
-                    return .null
-                })
-            }
+        t.add("del", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(Array(args.values[1...])), answer: CommandPlan.plain) }
+        t.add("unlink", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(Array(args.values[1...])), answer: CommandPlan.plain) }
+        t.addRead("exists", -2, keys: (1, -1, 1)) { args, store in .integer(Int64(args.values[1...].filter { store.liveEntry($0) != nil }.count)) }
+        t.addRead("mget", -2, keys: (1, -1, 1)) { args, store in
+            .array(args.values[1...].map { key in
+                if case .success(let value?) = stringValue(store, key) { return .bulk(value) }
+                return .null
+            })
         }
         for (name, onlyIfNoneExist) in [("mset", false), ("msetnx", true)] {
-            add(name, -3, write: true, keys: (1, -1, 2)) { args, _ in
+            t.add(name, -3, write: true, keys: (1, -1, 2)) { args, _ in
                 guard args.count % 2 == 1 else { throw CommandError(RedisErrors.arity(name)) }
                 let keys = stride(from: 1, to: args.count, by: 2).map { args[$0] }
                 let values = stride(from: 2, to: args.count, by: 2).map { args[$0] }
                 return .write(.setMany(keys: keys, values: values, onlyIfNoneExist: onlyIfNoneExist), answer: CommandPlan.plain)
             }
         }
-        add("append", 3, write: true) { args, _ in .write(.append(args[1], args[2]), answer: CommandPlan.plain) }
-        add("strlen", 2, write: false) { args, _ in
-            read { store in
-                switch stringValue(store, args[1]) {
-                case .success(let value): return .integer(Int64(value?.count ?? 0))
-                case .failure(let error): throw error
-                }
+        t.add("append", 3, write: true) { args, _ in .write(.append(args[1], args[2]), answer: CommandPlan.plain) }
+        t.addRead("strlen", 2) { args, store in
+            switch stringValue(store, args[1]) {
+            case .success(let value): return .integer(Int64(value?.count ?? 0))
+            case .failure(let error): throw error
             }
         }
-        add("getdel", 2, write: true) { args, _ in .write(.getDelete(args[1]), answer: CommandPlan.plain) }
-        add("getex", -2, write: true) { args, store in
+        t.add("getdel", 2, write: true) { args, _ in .write(.getDelete(args[1]), answer: CommandPlan.plain) }
+        t.add("getex", -2, write: true) { args, store in
             var change = ExpiryChange.keep
             var i = 2
             var seen = false
@@ -230,15 +239,15 @@ enum DataCommands {
             }
             return .write(.getExpire(args[1], change), answer: CommandPlan.plain)
         }
-        add("incr", 2, write: true) { args, _ in .write(.incrementBy(args[1], 1), answer: CommandPlan.plain) }
-        add("decr", 2, write: true) { args, _ in .write(.incrementBy(args[1], -1), answer: CommandPlan.plain) }
-        add("incrby", 3, write: true) { args, _ in .write(.incrementBy(args[1], try args.integer(2)), answer: CommandPlan.plain) }
-        add("decrby", 3, write: true) { args, _ in
+        t.add("incr", 2, write: true) { args, _ in .write(.incrementBy(args[1], 1), answer: CommandPlan.plain) }
+        t.add("decr", 2, write: true) { args, _ in .write(.incrementBy(args[1], -1), answer: CommandPlan.plain) }
+        t.add("incrby", 3, write: true) { args, _ in .write(.incrementBy(args[1], try args.integer(2)), answer: CommandPlan.plain) }
+        t.add("decrby", 3, write: true) { args, _ in
             let n = try args.integer(2)
             guard n != Int64.min else { throw CommandError("ERR decrement would overflow") }
             return .write(.incrementBy(args[1], -n), answer: CommandPlan.plain)
         }
-        add("incrbyfloat", 3, write: true) { args, _ in
+        t.add("incrbyfloat", 3, write: true) { args, _ in
             let delta = try args.double(2)
             guard delta.isFinite else { throw CommandError("ERR increment would produce NaN or Infinity") }
             return .write(.incrementByFloat(args[1], delta), answer: CommandPlan.plain)
@@ -246,12 +255,9 @@ enum DataCommands {
 
     }
 
-    private static func addKeys(_ t: inout [String: Spec]) {
-        func add(_ name: String, _ arity: Int, write: Bool, keys: (Int, Int, Int) = (1, 1, 1), _ plan: @escaping Planner) {
-            DataCommands.add(&t, name, arity, write: write, keys: keys, plan)
-        }
-        add("keys", 2, write: false, keys: (0, 0, 0)) { args, _ in .read { store in .array(store.keys(args[1]).map { .bulk($0) }) } }
-        add("scan", -2, write: false, keys: (0, 0, 0)) { args, _ in
+    private static func addKeys(_ t: inout Table) {
+        t.addRead("keys", 2, keys: (0, 0, 0)) { args, store in .array(store.keys(args[1]).map { .bulk($0) }) }
+        t.add("scan", -2, write: false, keys: (0, 0, 0)) { args, _ in
             guard let cursor = UInt64(args[1].string) else { throw CommandError("ERR invalid cursor") }
             var pattern: Bytes?
             var count = 10
@@ -277,47 +283,44 @@ enum DataCommands {
                 return .array([.bulk(Bytes(String(next))), .array(keys.map { .bulk($0) })])
             }
         }
-        add("type", 2, write: false) { args, _ in .read { store in .simple(store.type(args[1])) } }
-        add("rename", 3, write: true, keys: (1, 2, 1)) { args, _ in .write(.rename(args[1], to: args[2], onlyIfAbsent: false), answer: CommandPlan.plain) }
-        add("renamenx", 3, write: true, keys: (1, 2, 1)) { args, _ in .write(.rename(args[1], to: args[2], onlyIfAbsent: true), answer: CommandPlan.plain) }
+        t.addRead("type", 2) { args, store in .simple(store.type(args[1])) }
+        t.add("rename", 3, write: true, keys: (1, 2, 1)) { args, _ in .write(.rename(args[1], to: args[2], onlyIfAbsent: false), answer: CommandPlan.plain) }
+        t.add("renamenx", 3, write: true, keys: (1, 2, 1)) { args, _ in .write(.rename(args[1], to: args[2], onlyIfAbsent: true), answer: CommandPlan.plain) }
 
-        add("expire", -3, write: true, expirePlan("expire", scale: 1000, absolute: false))
-        add("pexpire", -3, write: true, expirePlan("pexpire", scale: 1, absolute: false))
-        add("expireat", -3, write: true, expirePlan("expireat", scale: 1000, absolute: true))
-        add("pexpireat", -3, write: true, expirePlan("pexpireat", scale: 1, absolute: true))
-        add("ttl", 2, write: false) { args, _ in .read { store in .integer(store.ttl(args[1])) } }
-        add("pttl", 2, write: false) { args, _ in .read { store in .integer(store.pttl(args[1])) } }
+        t.add("expire", -3, write: true, expirePlan("expire", scale: 1000, absolute: false))
+        t.add("pexpire", -3, write: true, expirePlan("pexpire", scale: 1, absolute: false))
+        t.add("expireat", -3, write: true, expirePlan("expireat", scale: 1000, absolute: true))
+        t.add("pexpireat", -3, write: true, expirePlan("pexpireat", scale: 1, absolute: true))
+        t.addRead("ttl", 2) { args, store in .integer(store.ttl(args[1])) }
+        t.addRead("pttl", 2) { args, store in .integer(store.pttl(args[1])) }
         for (name, divisor) in [("expiretime", Int64(1000)), ("pexpiretime", Int64(1))] {
-            add(name, 2, write: false) { args, _ in
+            t.add(name, 2, write: false) { args, _ in
                 .read { store in
                     guard let entry = store.liveEntry(args[1]) else { return .integer(-2) }
                     return .integer(entry.expiresAt == 0 ? -1 : entry.expiresAt / divisor)
                 }
             }
         }
-        add("persist", 2, write: true) { args, _ in .write(.persist(args[1]), answer: CommandPlan.plain) }
+        t.add("persist", 2, write: true) { args, _ in .write(.persist(args[1]), answer: CommandPlan.plain) }
 
     }
 
-    private static func addLists(_ t: inout [String: Spec]) {
-        func add(_ name: String, _ arity: Int, write: Bool, keys: (Int, Int, Int) = (1, 1, 1), _ plan: @escaping Planner) {
-            DataCommands.add(&t, name, arity, write: write, keys: keys, plan)
-        }
-        add("lpush", -3, write: true, pushPlan(left: true, onlyIfExists: false))
-        add("rpush", -3, write: true, pushPlan(left: false, onlyIfExists: false))
-        add("lpushx", -3, write: true, pushPlan(left: true, onlyIfExists: true))
-        add("rpushx", -3, write: true, pushPlan(left: false, onlyIfExists: true))
-        add("lpop", -2, write: true, popPlan(left: true))
-        add("rpop", -2, write: true, popPlan(left: false))
-        add("llen", 2, write: false) { args, _ in read { store in .integer(Int64(try list(store, args[1])?.count ?? 0)) } }
-        add("lrange", 4, write: false) { args, _ in
+    private static func addLists(_ t: inout Table) {
+        t.add("lpush", -3, write: true, pushPlan(left: true, onlyIfExists: false))
+        t.add("rpush", -3, write: true, pushPlan(left: false, onlyIfExists: false))
+        t.add("lpushx", -3, write: true, pushPlan(left: true, onlyIfExists: true))
+        t.add("rpushx", -3, write: true, pushPlan(left: false, onlyIfExists: true))
+        t.add("lpop", -2, write: true, popPlan(left: true))
+        t.add("rpop", -2, write: true, popPlan(left: false))
+        t.addRead("llen", 2) { args, store in .integer(Int64(try list(store, args[1])?.count ?? 0)) }
+        t.add("lrange", 4, write: false) { args, _ in
             let start = try args.integer(2), stop = try args.integer(3)
             return read { store in
                 guard let items = try list(store, args[1]) else { return .array([]) }
                 return .array(items.elements(in: ListRange.resolve(start: start, stop: stop, count: items.count)).map { .bulk($0) })
             }
         }
-        add("lindex", 3, write: false) { args, _ in
+        t.add("lindex", 3, write: false) { args, _ in
             let index = try args.integer(2)
             return read { store in
                 guard let items = try list(store, args[1]) else { return .null }
@@ -326,17 +329,14 @@ enum DataCommands {
                 return .bulk(items[Int(position)])
             }
         }
-        add("lrem", 4, write: true) { args, _ in .write(.listRemove(args[1], count: try args.integer(2), value: args[3]), answer: CommandPlan.plain) }
-        add("ltrim", 4, write: true) { args, _ in .write(.listTrim(args[1], start: try args.integer(2), stop: try args.integer(3)), answer: CommandPlan.plain) }
+        t.add("lrem", 4, write: true) { args, _ in .write(.listRemove(args[1], count: try args.integer(2), value: args[3]), answer: CommandPlan.plain) }
+        t.add("ltrim", 4, write: true) { args, _ in .write(.listTrim(args[1], start: try args.integer(2), stop: try args.integer(3)), answer: CommandPlan.plain) }
 
     }
 
-    private static func addHashes(_ t: inout [String: Spec]) {
-        func add(_ name: String, _ arity: Int, write: Bool, keys: (Int, Int, Int) = (1, 1, 1), _ plan: @escaping Planner) {
-            DataCommands.add(&t, name, arity, write: write, keys: keys, plan)
-        }
+    private static func addHashes(_ t: inout Table) {
         for name in ["hset", "hmset"] {
-            add(name, -4, write: true) { args, _ in
+            t.add(name, -4, write: true) { args, _ in
                 guard args.count % 2 == 0 else { throw CommandError(RedisErrors.arity(name)) }
                 let fields = stride(from: 2, to: args.count, by: 2).map { args[$0] }
                 let values = stride(from: 3, to: args.count, by: 2).map { args[$0] }
@@ -344,31 +344,25 @@ enum DataCommands {
                 return .write(.hashSet(args[1], fields: fields, values: values), answer: answer)
             }
         }
-        add("hget", 3, write: false) { args, _ in read { store in (try hash(store, args[1])?[args[2]]).map { .bulk($0) } ?? .null } }
-        add("hmget", -3, write: false) { args, _ in
-            read { store in
-                let table = try hash(store, args[1])
-                return .array(args.values[2...].map { field in table?[field].map { .bulk($0) } ?? .null })
-            }
+        t.addRead("hget", 3) { args, store in (try hash(store, args[1])?[args[2]]).map { .bulk($0) } ?? .null }
+        t.addRead("hmget", -3) { args, store in
+            let table = try hash(store, args[1])
+            return .array(args.values[2...].map { field in table?[field].map { .bulk($0) } ?? .null })
         }
-        add("hdel", -3, write: true) { args, _ in .write(.hashDelete(args[1], fields: Array(args.values[2...])), answer: CommandPlan.plain) }
-        add("hgetall", 2, write: false) { args, _ in
-            read { store in
-                let pairs = (try hash(store, args[1]) ?? [:]).sorted { $0.key < $1.key }
-                return .map(pairs.map { (.bulk($0.key), .bulk($0.value)) })
-            }
+        t.add("hdel", -3, write: true) { args, _ in .write(.hashDelete(args[1], fields: Array(args.values[2...])), answer: CommandPlan.plain) }
+        t.addRead("hgetall", 2) { args, store in
+            let pairs = (try hash(store, args[1]) ?? [:]).sorted { $0.key < $1.key }
+            return .map(pairs.map { (.bulk($0.key), .bulk($0.value)) })
         }
-        add("hkeys", 2, write: false) { args, _ in read { store in .array((try hash(store, args[1]) ?? [:]).keys.sorted().map { .bulk($0) }) } }
-        add("hvals", 2, write: false) { args, _ in
-            read { store in .array((try hash(store, args[1]) ?? [:]).sorted { $0.key < $1.key }.map { .bulk($0.value) }) }
-        }
-        add("hexists", 3, write: false) { args, _ in read { store in .integer(try hash(store, args[1])?[args[2]] == nil ? 0 : 1) } }
-        add("hlen", 2, write: false) { args, _ in read { store in .integer(Int64(try hash(store, args[1])?.count ?? 0)) } }
-        add("hincrby", 4, write: true) { args, _ in .write(.hashIncrementBy(args[1], field: args[2], try args.integer(3)), answer: CommandPlan.plain) }
+        t.addRead("hkeys", 2) { args, store in .array((try hash(store, args[1]) ?? [:]).keys.sorted().map { .bulk($0) }) }
+        t.addRead("hvals", 2) { args, store in .array((try hash(store, args[1]) ?? [:]).sorted { $0.key < $1.key }.map { .bulk($0.value) }) }
+        t.addRead("hexists", 3) { args, store in .integer(try hash(store, args[1])?[args[2]] == nil ? 0 : 1) }
+        t.addRead("hlen", 2) { args, store in .integer(Int64(try hash(store, args[1])?.count ?? 0)) }
+        t.add("hincrby", 4, write: true) { args, _ in .write(.hashIncrementBy(args[1], field: args[2], try args.integer(3)), answer: CommandPlan.plain) }
 
-        add("dbsize", 1, write: false, keys: (0, 0, 0)) { _, _ in .read { store in .integer(Int64(store.dbsize())) } }
+        t.addRead("dbsize", 1, keys: (0, 0, 0)) { _, store in .integer(Int64(store.dbsize())) }
         for name in ["flushdb"] {
-            add(name, -1, write: true, keys: (0, 0, 0)) { args, _ in
+            t.add(name, -1, write: true, keys: (0, 0, 0)) { args, _ in
                 guard args.count <= 2, args.count == 1 || ["ASYNC", "SYNC"].contains(args.upper(1)) else { throw CommandError(RedisErrors.syntax) }
                 return .write(.flushAll, answer: CommandPlan.plain)
             }

@@ -2,7 +2,10 @@ import Cairn
 
 /// A reply in RESP3's terms; ``encode(into:protocolVersion:)`` writes RESP3 or downgrades to
 /// RESP2 (maps and sets become arrays, doubles bulk strings, booleans integers, nulls `$-1`).
-public indirect enum RESPValue: Sendable, Equatable {
+///
+/// Not `indirect`: the nested cases hold arrays, which box them already, and an indirect enum
+/// would allocate a box for every reply (a third of a pipelined GET's allocations).
+public enum RESPValue: Sendable, Equatable {
     case simple(String)
     case error(String)
     case integer(Int64)
@@ -36,12 +39,18 @@ public indirect enum RESPValue: Sendable, Equatable {
             out.append(contentsOf: text.utf8)
             out.append(0x0D); out.append(0x0A)
         }
+        /// A prefix and a decimal number, without making a String of it (every bulk reply's length).
+        func line(_ prefix: UInt8, _ n: Int64) {
+            out.append(prefix)
+            RESPValue.appendDecimal(n, to: &out)
+            out.append(0x0D); out.append(0x0A)
+        }
         switch self {
         case .simple(let text): line(UInt8(ascii: "+"), text)
         case .error(let text): line(UInt8(ascii: "-"), text)
-        case .integer(let n): line(UInt8(ascii: ":"), String(n))
+        case .integer(let n): line(UInt8(ascii: ":"), n)
         case .bulk(let bytes):
-            line(UInt8(ascii: "$"), String(bytes.count))
+            line(UInt8(ascii: "$"), Int64(bytes.count))
             out.append(contentsOf: bytes.storage)
             out.append(0x0D); out.append(0x0A)
         case .null:
@@ -49,16 +58,16 @@ public indirect enum RESPValue: Sendable, Equatable {
         case .nullArray:
             if protocolVersion >= 3 { line(UInt8(ascii: "_"), "") } else { line(UInt8(ascii: "*"), "-1") }
         case .array(let items):
-            line(UInt8(ascii: "*"), String(items.count))
+            line(UInt8(ascii: "*"), Int64(items.count))
             for item in items { item.encode(into: &out, protocolVersion: protocolVersion) }
         case .set(let items):
-            line(protocolVersion >= 3 ? UInt8(ascii: "~") : UInt8(ascii: "*"), String(items.count))
+            line(protocolVersion >= 3 ? UInt8(ascii: "~") : UInt8(ascii: "*"), Int64(items.count))
             for item in items { item.encode(into: &out, protocolVersion: protocolVersion) }
         case .push(let items):
-            line(protocolVersion >= 3 ? UInt8(ascii: ">") : UInt8(ascii: "*"), String(items.count))
+            line(protocolVersion >= 3 ? UInt8(ascii: ">") : UInt8(ascii: "*"), Int64(items.count))
             for item in items { item.encode(into: &out, protocolVersion: protocolVersion) }
         case .map(let pairs):
-            if protocolVersion >= 3 { line(UInt8(ascii: "%"), String(pairs.count)) } else { line(UInt8(ascii: "*"), String(pairs.count * 2)) }
+            if protocolVersion >= 3 { line(UInt8(ascii: "%"), Int64(pairs.count)) } else { line(UInt8(ascii: "*"), Int64(pairs.count * 2)) }
             for (key, value) in pairs {
                 key.encode(into: &out, protocolVersion: protocolVersion)
                 value.encode(into: &out, protocolVersion: protocolVersion)
@@ -68,6 +77,23 @@ public indirect enum RESPValue: Sendable, Equatable {
             if protocolVersion >= 3 { line(UInt8(ascii: ","), text) } else { RESPValue.bulk(Bytes(text)).encode(into: &out, protocolVersion: 2) }
         case .boolean(let flag):
             if protocolVersion >= 3 { line(UInt8(ascii: "#"), flag ? "t" : "f") } else { line(UInt8(ascii: ":"), flag ? "1" : "0") }
+        }
+    }
+
+    /// Appends `n` in decimal ASCII.
+    static func appendDecimal(_ n: Int64, to out: inout [UInt8]) {
+        if n >= 0 && n < 10 { out.append(0x30 &+ UInt8(n)); return }
+        var magnitude = n.magnitude
+        if n < 0 { out.append(UInt8(ascii: "-")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: a UInt64's 20 digits fit
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = 0x30 &+ UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[i...]))
         }
     }
 

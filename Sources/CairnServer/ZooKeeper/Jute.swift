@@ -58,8 +58,13 @@ public struct JuteReader {
     /// A `ustring`; nil for a null one. Invalid UTF-8 is refused.
     public mutating func string() throws(JuteError) -> String? {
         let start = offset
-        guard let raw = try buffer() else { return nil }
-        guard let text = String(validating: raw, as: UTF8.self) else { throw JuteError(reason: "invalid UTF-8 in a string", offset: start) }
+        let length = try int()
+        if length == -1 { return nil }
+        guard length >= 0 else { throw JuteError(reason: "negative buffer length \(length)", offset: start) }
+        // Straight from the frame's bytes: no array made on the way (a path per request).
+        guard let text = String(validating: try take(Int(length), "buffer"), as: UTF8.self) else {
+            throw JuteError(reason: "invalid UTF-8 in a string", offset: start)
+        }
         return text
     }
 
@@ -113,7 +118,13 @@ public struct JuteWriter {
         bytes.append(contentsOf: value)
     }
 
-    public mutating func string(_ value: String?) { buffer(value.map { Array($0.utf8) }) }
+    public mutating func string(_ value: String?) {
+        guard var value else { int(-1); return }
+        value.withUTF8 { utf8 in
+            int(Int32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
 
     public mutating func vector<T>(_ items: [T]?, _ item: (inout JuteWriter, T) -> Void) {
         guard let items else { int(-1); return }

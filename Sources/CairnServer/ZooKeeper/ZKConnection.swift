@@ -327,13 +327,14 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
                 self.reply(xid: xid, zxid: zxid, err: 0)
             }
         }
-        let prepared: (Cairn.Operation, (ZTree) -> Reply?)
+        let prepared: (Cairn.Operation, WriteCheck)
         do throws(TreeError) { prepared = try prepare(op, request) } catch {
             let zxid = store.readTree { _, zxid in zxid }
             reply(xid: xid, zxid: zxid, err: error.rawValue)
             return zxid
         }
-        return decideAndReply(xid, prepared.0, refusal: prepared.1) { result, zxid, _ in
+        let ids = self.ids
+        return decideAndReply(xid, prepared.0, refusal: { tree in prepared.1.refusal(tree, ids) }) { result, zxid, _ in
             switch (request, result) {
             case (_, .treeError(let error)):
                 self.reply(xid: xid, zxid: zxid, err: error.rawValue)
@@ -376,8 +377,24 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         return codes
     }
 
-    /// The store operation for a write, and its ACL check against the head state.
-    private func prepare(_ op: ZKOpCode, _ request: ZKRequest) throws(TreeError) -> (Cairn.Operation, (ZTree) -> Reply?) {
+    /// What a write must pass against the head state before it is decided.
+    enum WriteCheck {
+        /// The client needs `perm` on the node at `path` (when it exists).
+        case permission(path: String, perm: Int32)
+        /// A multi's checks, each against the tree its predecessors leave.
+        case custom((ZTree) -> Reply?)
+
+        func refusal(_ tree: ZTree, _ ids: [ZKIdentity]) -> Reply? {
+            switch self {
+            case .permission(let path, let perm): return ZKConnection.refused(tree, path, perm, ids).map { .treeError($0) }
+            case .custom(let check): return check(tree)
+            }
+        }
+    }
+
+    /// The store operation for a write, and its ACL check against the head state (a value,
+    /// not a closure, for a single operation: no allocation per request).
+    private func prepare(_ op: ZKOpCode, _ request: ZKRequest) throws(TreeError) -> (Cairn.Operation, WriteCheck) {
         let ids = self.ids
         switch request {
         case .multi(let operations):
@@ -392,16 +409,16 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
                         continue
                     default: throw .badArguments
                     }
-                    let (operation, check) = try single(inner, request, ids: ids)
-                    prepared.append((operation, check))
+                    let (operation, path, perm) = try single(inner, request, ids: ids)
+                    prepared.append((operation, { tree in Self.refused(tree, path, perm, ids) }))
                 } catch {
                     // A malformed operation fails the multi at its position; nothing is logged.
                     let codes = Self.failureCodes(operations.count, at: position, error)
-                    return (.multi([]), { _ in .multiFailed(codes: codes) })
+                    return (.multi([]), .custom { _ in .multiFailed(codes: codes) })
                 }
             }
             let count = operations.count
-            return (.multi(prepared.map(\.0)), { tree in
+            return (.multi(prepared.map(\.0)), .custom { tree in
                 // Each operation is checked against the tree its predecessors leave, as
                 // ZooKeeper does: a node the multi creates carries its new ACL for the next ones.
                 var scratch = tree
@@ -415,13 +432,14 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
                 return nil
             })
         default:
-            let (operation, check) = try single(op, request, ids: ids)
-            return (operation, { tree in check(tree).map { .treeError($0) } })
+            let (operation, path, perm) = try single(op, request, ids: ids)
+            return (operation, .permission(path: path, perm: perm))
         }
     }
 
-    /// One create / delete / setData / setACL as a store operation and its ACL check.
-    private func single(_ op: ZKOpCode, _ request: ZKRequest, ids: [ZKIdentity]) throws(TreeError) -> (Cairn.Operation, (ZTree) -> TreeError?) {
+    /// One create / delete / setData / setACL as a store operation and its ACL check: the
+    /// permission the client needs on the node at a path.
+    private func single(_ op: ZKOpCode, _ request: ZKRequest, ids: [ZKIdentity]) throws(TreeError) -> (Cairn.Operation, path: String, perm: Int32) {
         switch request {
         case .create(let path, let data, let acl, let flags, let ttl):
             guard let mode = ZKCreateMode(rawValue: flags) else { throw .badArguments }
@@ -437,19 +455,19 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
             let operation = Cairn.Operation.createNode(
                 path: path, data: Bytes(data ?? []), kind: mode.kind, sequential: mode.sequential, ttl: mode.kind == .ttl ? ttl ?? 0 : 0,
                 owner: mode.kind == .ephemeral ? session : 0, acl: ACLEntry.stored(fixed), nullData: data == nil)
-            return (operation, { tree in Self.refused(tree, parent, ACLEntry.create, ids) })
+            return (operation, parent, ACLEntry.create)
         case .delete(let path, let version):
             try ZPath.validate(path)
             guard path != "/", !ZKServer.systemNodes.contains(where: { $0.path == path }) else { throw .badArguments }
             let parent = ZPath.parent(path)
-            return (.deleteNode(path: path, version: version), { tree in Self.refused(tree, parent, ACLEntry.delete, ids) })
+            return (.deleteNode(path: path, version: version), parent, ACLEntry.delete)
         case .setData(let path, let data, let version):
             try ZPath.validate(path)
-            return (.setNodeData(path: path, data: Bytes(data ?? []), version: version, nullData: data == nil), { tree in Self.refused(tree, path, ACLEntry.write, ids) })
+            return (.setNodeData(path: path, data: Bytes(data ?? []), version: version, nullData: data == nil), path, ACLEntry.write)
         case .setACL(let path, let acl, let version):
             try ZPath.validate(path)
             let fixed = try ZKAccess.fixup(acl, ids: ids)
-            return (.setNodeACL(path: path, acl: fixed, version: version), { tree in Self.refused(tree, path, ACLEntry.admin, ids) })
+            return (.setNodeACL(path: path, acl: fixed, version: version), path, ACLEntry.admin)
         default:
             throw .badArguments
         }
@@ -732,11 +750,12 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Reused for every reply: the frame is written in place, its length patched in after.
     private var scratch = JuteWriter()
 
-    private func reply(xid: Int32, zxid: Int64, err: Int32, _ body: ((inout JuteWriter) -> Void)? = nil) {
+    /// `body` (written only for a success) is not escaping: a reply allocates no closure.
+    private func reply(xid: Int32, zxid: Int64, err: Int32, _ body: (inout JuteWriter) -> Void = { _ in }) {
         scratch.reset()
         scratch.int(0)
         ZKCodec.replyHeader(xid: xid, zxid: zxid, err: err, into: &scratch)
-        if err == 0 || body == nil { body?(&scratch) }
+        if err == 0 { body(&scratch) }
         scratch.patchInt(Int32(scratch.bytes.count - 4), at: 0)
         emit(scratch.bytes)
         server.packetsSent.add(1, ordering: .relaxed)

@@ -48,7 +48,9 @@ public struct ZKConnectResponse: Sendable, Equatable {
 }
 
 /// What a client asks, decoded from one frame after the connect.
-public indirect enum ZKRequest: Sendable, Equatable {
+/// Not `indirect`: `multi` nests through an array, which boxes already, and an indirect enum
+/// would allocate a box for every request.
+public enum ZKRequest: Sendable, Equatable {
     /// create, create2, createContainer, createTTL (`ttl` only for the last). Data nil is
     /// ZooKeeper's null data (a length of -1), which a client reads back as null.
     case create(path: String, data: [UInt8]?, acl: [ZKACL], flags: Int32, ttl: Int64?)
