@@ -34,6 +34,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var quitting = false
     private var protocolError: String?
     private var context: ChannelHandlerContext?
+    /// Its loop's (a channel never changes loops).
+    private var flusher: LoopFlusher?
     private var blockTimeout: Scheduled<Void>?
     private var blockedPop: (keys: [Bytes], left: Bool)?
     private var limits = RESPLimits()
@@ -46,6 +48,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
+        flusher = server.flushers[context.eventLoop]
         let (protected, password) = server.lock.withLock { (server.options.protectedMode, server.options.password) }
         if protected && password == nil, let remote = context.remoteAddress, !Self.isLoopback(remote) {
             refuse(context, "DENIED Cairn is running in protected mode because no password is set and it listens beyond loopback: only clients on the loopback interface are served. Set --requirepass, or pass --no-protected-mode to serve other hosts unauthenticated.")
@@ -152,7 +155,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
         } else {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            flusher?.add(context)
         }
     }
 
@@ -178,7 +182,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         busy = true
         let started = monotonicNanoseconds()
         // The loop's group commit: one inline sync once this tick's reads are decided.
-        server.committers.committer(for: context.eventLoop).add(decided) { [self] error in
+        server.committers[context.eventLoop].add(decided) { [self] error in
             server.commitWait.recordNanoseconds(monotonicNanoseconds() - started)
             busy = false
             held = nil

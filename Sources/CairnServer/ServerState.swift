@@ -49,7 +49,9 @@ final class ServerState: @unchecked Sendable {
     let commandCounter: Counter
     let commitWait: CoreMetrics.Timer
     /// Group commit led by each event loop (see ``LoopCommitter``).
-    let committers: LoopCommitters
+    let committers: PerLoop<LoopCommitter>
+    /// Replies flushed once per loop tick (see ``LoopFlusher``).
+    let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
 
     init(store: Store, options: RESPServerOptions) {
         self.store = store
@@ -57,7 +59,7 @@ final class ServerState: @unchecked Sendable {
         let factory = options.metrics ?? MetricsSystem.factory
         commandCounter = Counter(label: "cairn_resp_commands", factory: factory)
         commitWait = CoreMetrics.Timer(label: "cairn_resp_commit_wait", factory: factory)
-        committers = LoopCommitters(store: store, commitWait: nil)
+        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil) }
         lastSave = Int64(Date().timeIntervalSince1970)
     }
 

@@ -22,6 +22,8 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     let info: ZKClientInfo
     var outbox: ZKWatchOutbox { info.outbox }
     private var context: ChannelHandlerContext?
+    /// Its loop's (a channel never changes loops).
+    private var flusher: LoopFlusher?
     private var input: ByteBuffer?
     private var queue = Deque<(xid: Int32, op: ZKOpCode, request: ZKRequest, received: ContinuousClock.Instant)>()
     private var out: [UInt8] = []
@@ -52,6 +54,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
+        flusher = server.flushers[context.eventLoop]
         let channel = context.channel
         let loop = context.eventLoop
         outbox.wake = { [weak self] in loop.execute { self?.deliverEvents() } }
@@ -261,7 +264,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     /// the loop's group commit.
     private func afterCommit(_ decided: Decided, _ then: @escaping () -> Void) {
         guard let loop = context?.eventLoop else { return }
-        server.committers.committer(for: loop).add(decided) { [self] error in
+        server.committers[loop].add(decided) { [self] error in
             if let error {
                 // Nothing held may be acknowledged: drop it and close (the client sees the
                 // connection lost, as for a server that died before syncing).
@@ -812,7 +815,12 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         if !out.isEmpty {
             let buffer = context.channel.allocator.buffer(bytes: out)
             out.removeAll(keepingCapacity: out.count < 1 << 16)
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            if closeReason != nil {
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)  // before the close below
+            } else {
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                flusher?.add(context)
+            }
         }
         if closeReason != nil && queue.isEmpty && batches.isEmpty { close(context) }
     }

@@ -110,7 +110,7 @@ final class ZKServerState: @unchecked Sendable {
         let factory = options.metrics ?? MetricsSystem.factory
         requests = Counter(label: "cairn_zk_requests", factory: factory)
         commitWait = CoreMetrics.Timer(label: "cairn_zk_commit_wait", factory: factory)
-        committers = LoopCommitters(store: store, commitWait: commitWait)
+        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait) }
     }
 
     /// A session's password: the first 16 bytes of HMAC-SHA256(secret, id). Nothing to store,
@@ -157,7 +157,9 @@ final class ZKServerState: @unchecked Sendable {
 
     var connections: [ZKClientInfo] { lock.withLock { Array(clients.values) } }
 
-    let committers: LoopCommitters
+    let committers: PerLoop<LoopCommitter>
+    /// Replies flushed once per loop tick (see ``LoopFlusher``).
+    let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
 
     func recordLatency(_ milliseconds: Double) {
         lock.withLock { latency.add(milliseconds) }
