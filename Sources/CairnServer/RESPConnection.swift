@@ -299,7 +299,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             append(.error((error as? CommandError)?.message ?? "ERR \(error)"))
             return
         }
-        switch plan {
+        switch consume plan {
         case .reply(let value):
             append(value)
         case .read(let body):

@@ -32,9 +32,11 @@ public struct StoreState: Sendable, Equatable {
         public init() {}
         public var isEmpty: Bool { keyspace.isEmpty && tree.isEmpty && otherDatabases.isEmpty }
         mutating func removeAll() {
-            keyspace.removeAll(keepingCapacity: true)
+            // Each guarded: an array's removeAll goes through its generic replaceSubrange even
+            // when there is nothing to remove, and the write path calls this twice a txn.
+            if !keyspace.isEmpty { keyspace.removeAll(keepingCapacity: true) }
             if !otherDatabases.isEmpty { otherDatabases.removeAll(keepingCapacity: true) }
-            tree.removeAll(keepingCapacity: true)
+            if !tree.isEmpty { tree.removeAll(keepingCapacity: true) }
         }
     }
 
