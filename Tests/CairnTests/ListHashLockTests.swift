@@ -1,4 +1,5 @@
 import Cairn
+import CairnStorage
 import CairnTesting
 import Testing
 
@@ -26,8 +27,11 @@ import Testing
         try store.close()
     }
 
-    @Test func popsAsAQueue() throws {
-        let (store, _, _) = try makeStore()
+    /// Under `always` a pop is applied to the head state and, once synced, to the committed
+    /// state (in place, `changeList`); under `no` once.
+    @Test(arguments: [FsyncPolicy.always, .no])
+    func popsAsAQueue(policy: FsyncPolicy) throws {
+        let (store, disk, clock) = try makeStore(policy)
         try store.rpush("q", "1", "2", "3", "4", "5")
         #expect(try store.lpop("q") == "1")
         #expect(try store.rpop("q") == "5")
@@ -39,7 +43,23 @@ import Testing
         #expect(throws: KVError.mustBePositive) { try store.lpop("q", count: -1) }
         try store.rpush("q", "x")
         #expect(try store.lpop("q", count: 0) == [])
+        // Emptied by a counted pop from either end: every element in pop order, the key gone.
+        try store.rpush("q", "y", "z")
+        #expect(try store.rpop("q", count: 3) == ["z", "y", "x"])
+        #expect(store.exists("q") == 0)
+        try store.rpush("q", "a", "b", "c")
+        #expect(try store.lpop("q", count: 3) == ["a", "b", "c"])
+        #expect(store.exists("q") == 0)
+        // Pops and pushes in between, then the same list after a reopen (replayed from the log).
+        try store.rpush("q", "1", "2", "3", "4", "5", "6")
+        #expect(try store.rpop("q", count: 2) == ["6", "5"])
+        try store.lpush("q", "0")
+        #expect(try store.lpop("q", count: 2) == ["0", "1"])
+        #expect(try store.lrange("q", 0, -1) == ["2", "3", "4"])
         try store.close()
+        let reopened = try reopen(disk, clock: clock, policy: policy)
+        #expect(try reopened.lrange("q", 0, -1) == ["2", "3", "4"])
+        try reopened.close()
     }
 
     @Test func lremAndLtrim() throws {

@@ -45,20 +45,36 @@ extension Keyspace {
         case .remove(let key): entries[key] = nil
         case .clear: entries = TreeDictionary()
         case .listPushed(let key, let values, let left, let version):
-            let expiresAt = entries[key]?.expiresAt ?? 0
-            // Taken out of the map so this state's copy of the list is unique and changes in place.
-            guard case .list(var list)? = entries.removeValue(forKey: key)?.value else {
-                preconditionFailure("a push to \(key), which is not a list in this state")
+            entries.changeList(key, version: version) { list in
+                if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
             }
-            if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
-            entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: version)
         case .listPopped(let key, let count, let left, let version):
-            let expiresAt = entries[key]?.expiresAt ?? 0
-            guard case .list(var list)? = entries.removeValue(forKey: key)?.value, list.count > count else {
-                preconditionFailure("a pop of \(count) from \(key), which is not a longer list in this state")
+            entries.changeList(key, version: version) { list in
+                precondition(list.count > count, "a pop of \(count) from \(key), which is not a longer list in this state")
+                for _ in 0..<count { _ = left ? list.removeFirst() : list.removeLast() }
             }
-            for _ in 0..<count { _ = left ? list.removeFirst() : list.removeLast() }
-            entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: version)
         }
+    }
+}
+
+extension TreeDictionary<Bytes, Entry> {
+    /// Changes the list at `key`, which must be there, in place with one lookup, and sets its
+    /// entry's version when given. The entry lets go of the list while `body` runs, so this
+    /// state's copy is referenced once and a push touches one chunk (with the list left in the
+    /// entry it would be copied; taken out and put back, it cost three trie operations).
+    @discardableResult
+    mutating func changeList<R>(_ key: Bytes, version: UInt64?, _ body: (inout PersistentList) -> R) -> R {
+        updateValue(forKey: key, default: Self.missingList(key)) { entry in
+            guard case .list(var list) = entry.value else { preconditionFailure("\(key) is not a list in this state") }
+            entry.value = .string(Bytes([]))
+            let result = body(&list)
+            entry.value = .list(list)
+            if let version { entry.version = version }
+            return result
+        }
+    }
+
+    private static func missingList(_ key: Bytes) -> Entry {
+        preconditionFailure("list \(key) is missing from this state")
     }
 }

@@ -53,16 +53,13 @@ extension Keyspace {
         return (hash, entry)
     }
 
-    /// The key's list and deadline, taken out of the trie so that the list is referenced once
-    /// and a push changes it in place (left in, it would be copied on every push). Nil when the
-    /// key is absent; WRONGTYPE (and the entry left where it was) for another type.
-    private mutating func takeList(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> (list: PersistentList, expiresAt: Int64, version: UInt64)? {
+    /// The length of the live list at `key` (an expired one is removed here), nil when the key
+    /// is absent; WRONGTYPE for another type. The entry read is let go before returning, so the
+    /// list is referenced by the trie alone and ``changeList`` changes it in place.
+    private mutating func listLength(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> Int? {
         guard let entry = lookup(key, context, &changes) else { return nil }
-        guard case .list = entry.value else { throw .wrongType }
-        let (expiresAt, version) = (entry.expiresAt, entry.version)
-        _ = consume entry
-        guard case .list(let list)? = entries.removeValue(forKey: key)?.value else { return nil }
-        return (list, expiresAt, version)
+        guard case .list(let list) = entry.value else { throw .wrongType }
+        return list.count
     }
 
     private func deadline(_ expiry: ExpiryChange, current: Entry?) -> Int64 {
@@ -209,33 +206,37 @@ extension Keyspace {
             return .ok
 
         case .push(let key, let values, let left, let onlyIfExists):
-            var (list, expiresAt, _) = try takeList(key, context, &changes) ?? (PersistentList(), 0, 0)
-            if list.isEmpty && onlyIfExists { return .integer(0) }
-            let existed = !list.isEmpty  // an empty list is never stored
-            if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
-            if existed {
-                let count = list.count
-                entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: context.index)
-                changes.append(.listPushed(key, values, left: left, version: context.index))
-                return .integer(Int64(count))
+            guard try listLength(key, context, &changes) != nil else {
+                if onlyIfExists { return .integer(0) }
+                var list = PersistentList()
+                if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
+                put(key, .list(list), expiresAt: 0, context, &changes)
+                return .integer(Int64(list.count))
             }
-            put(key, .list(list), expiresAt: expiresAt, context, &changes)
-            return .integer(Int64(list.count))
+            let count = entries.changeList(key, version: context.index) { list in
+                if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
+                return list.count
+            }
+            changes.append(.listPushed(key, values, left: left, version: context.index))
+            return .integer(Int64(count))
 
         case .pop(let key, let count, let left):
             if let count, count < 0 { throw .mustBePositive }
-            guard var (list, expiresAt, version) = try takeList(key, context, &changes) else { return count == nil ? .null : .nullArray }
-            let take = Int(min(count ?? 1, Int64(list.count)))
+            guard let length = try listLength(key, context, &changes) else { return count == nil ? .null : .nullArray }
+            let take = Int(min(count ?? 1, Int64(length)))
             var popped: [Reply] = []
             popped.reserveCapacity(take)
-            for _ in 0..<take { popped.append(.bulk(left ? list.removeFirst() : list.removeLast())) }
-            if list.isEmpty {
-                changes.append(.remove(key))  // taken out already: only the change is left to record
+            if take == length {
+                // Emptied: an empty list is never stored.
+                guard case .list(let list)? = entries.removeValue(forKey: key)?.value else { preconditionFailure("\(key) was a list") }
+                for element in list { popped.append(.bulk(element)) }
+                if !left { popped.reverse() }
+                changes.append(.remove(key))
             } else if take > 0 {
-                entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: context.index)
+                entries.changeList(key, version: context.index) { list in
+                    for _ in 0..<take { popped.append(.bulk(left ? list.removeFirst() : list.removeLast())) }
+                }
                 changes.append(.listPopped(key, count: take, left: left, version: context.index))
-            } else {
-                entries[key] = Entry(value: .list(list), expiresAt: expiresAt, version: version)  // unchanged: back as it was
             }
             if count == nil { return popped.first ?? .null }
             return .array(popped)
