@@ -82,8 +82,11 @@ import Testing
 }
 
 @Suite struct HashCommandTests {
-    @Test func fieldsAndCounters() throws {
-        let (store, _, _) = try makeStore()
+    /// Under `always` a field change is applied to the head state and the whole hash put into
+    /// the committed state as it commits; under `no` it changes the one state in place.
+    @Test(arguments: [FsyncPolicy.always, .no])
+    func fieldsAndCounters(policy: FsyncPolicy) throws {
+        let (store, disk, clock) = try makeStore(policy)
         #expect(try store.hset("h", [("a", "1"), ("b", "2")]) == 2)
         #expect(try store.hset("h", [("a", "10"), ("c", "3")]) == 1, "only new fields count")
         #expect(try store.hget("h", "a") == "10" && store.hget("h", "zz") == nil)
@@ -97,7 +100,24 @@ import Testing
         #expect(store.exists("h") == 0, "an emptied hash is deleted")
         try store.set("s", "v")
         #expect(throws: KVError.wrongType) { try store.hget("s", "a") }
+        #expect(throws: KVError.wrongType) { try store.hset("s", [("a", "1")]) }
+        #expect(throws: KVError.wrongType) { try store.hdel("s", "a") }
+        #expect(throws: KVError.wrongType) { try store.hincrby("s", "a", 1) }
+        // A counter in a hash that does not exist yet makes it.
+        #expect(try store.hincrby("g", "n", 7) == 7 && store.hget("g", "n") == "7")
+        // A field named twice is removed once; a delete that finds nothing changes nothing.
+        try store.hset("g", [("x", "1"), ("y", "2")])
+        let version = store.liveEntry("g")?.version
+        #expect(try store.hdel("g", "zz", "zz") == 0)
+        #expect(store.liveEntry("g")?.version == version, "nothing removed: the version stays")
+        #expect(try store.hdel("g", "x", "x", "zz") == 1)
+        #expect(store.liveEntry("g")?.version != version)
+        #expect(try store.hgetall("g").map { [$0.0, $0.1] } == [["n", "7"], ["y", "2"]])
+        let before = store.liveEntry("g")
         try store.close()
+        let reopened = try reopen(disk, clock: clock, policy: policy)
+        #expect(reopened.liveEntry("g") == before, "replayed to the same fields and version")
+        try reopened.close()
     }
 }
 

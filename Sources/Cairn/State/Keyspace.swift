@@ -59,22 +59,38 @@ extension Keyspace {
 
 extension TreeDictionary<Bytes, Entry> {
     /// Changes the list at `key`, which must be there, in place with one lookup, and sets its
-    /// entry's version when given. The entry lets go of the list while `body` runs, so this
-    /// state's copy is referenced once and a push touches one chunk (with the list left in the
-    /// entry it would be copied; taken out and put back, it cost three trie operations).
+    /// entry's version when given (see ``changeValue(_:version:_:take:wrap:_:)``).
     @discardableResult
     mutating func changeList<R>(_ key: Bytes, version: UInt64?, _ body: (inout PersistentList) -> R) -> R {
-        updateValue(forKey: key, default: Self.missingList(key)) { entry in
-            guard case .list(var list) = entry.value else { preconditionFailure("\(key) is not a list in this state") }
+        changeValue(key, version: version, "list", take: { if case .list(let list) = $0 { list } else { nil } }, wrap: Cairn.Value.list, body)
+    }
+
+    /// Changes the hash at `key`, which must be there, in place (see ``changeList``).
+    @discardableResult
+    mutating func changeHash<R>(_ key: Bytes, version: UInt64?, _ body: (inout TreeDictionary<Bytes, Bytes>) -> R) -> R {
+        changeValue(key, version: version, "hash", take: { if case .hash(let hash) = $0 { hash } else { nil } }, wrap: Cairn.Value.hash, body)
+    }
+
+    /// Changes the value at `key` in place with one lookup. The entry lets go of the value while
+    /// `body` runs, so this state's copy is referenced once and changes where it lies: a push
+    /// touches one chunk of a list, a field set one path of a hash. (With the value left in the
+    /// entry it would be copied; taken out of the trie and put back, it cost three trie
+    /// operations.)
+    private mutating func changeValue<Payload, R>(
+        _ key: Bytes, version: UInt64?, _ kind: String,
+        take: (Cairn.Value) -> Payload?, wrap: (Payload) -> Cairn.Value, _ body: (inout Payload) -> R
+    ) -> R {
+        updateValue(forKey: key, default: Self.missing(key, kind)) { entry in
+            guard var payload = take(entry.value) else { preconditionFailure("\(key) is not a \(kind) in this state") }
             entry.value = .string(Bytes([]))
-            let result = body(&list)
-            entry.value = .list(list)
+            let result = body(&payload)
+            entry.value = wrap(payload)
             if let version { entry.version = version }
             return result
         }
     }
 
-    private static func missingList(_ key: Bytes) -> Entry {
-        preconditionFailure("list \(key) is missing from this state")
+    private static func missing(_ key: Bytes, _ kind: String) -> Entry {
+        preconditionFailure("\(kind) \(key) is missing from this state")
     }
 }

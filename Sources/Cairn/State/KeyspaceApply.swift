@@ -273,33 +273,55 @@ extension Keyspace {
             return .ok
 
         case .hashSet(let key, let fields, let values):
-            var (hash, current) = try lookupHash(key, context, &changes)
-            var added: Int64 = 0
-            for (field, value) in zip(fields, values) where hash.updateValue(value, forKey: field) == nil { added += 1 }
-            put(key, .hash(hash), expiresAt: current?.expiresAt ?? 0, context, &changes)
+            func set(_ hash: inout TreeDictionary<Bytes, Bytes>) -> Int64 {
+                var added: Int64 = 0
+                for (field, value) in zip(fields, values) where hash.updateValue(value, forKey: field) == nil { added += 1 }
+                return added
+            }
+            guard try lookupHash(key, context, &changes).1 != nil else {
+                var hash = TreeDictionary<Bytes, Bytes>()
+                let added = set(&hash)
+                put(key, .hash(hash), expiresAt: 0, context, &changes)
+                return .integer(added)
+            }
+            let added = entries.changeHash(key, version: context.index, set)
+            changes.append(.put(key, entries[key]!))
             return .integer(added)
 
         case .hashDelete(let key, let fields):
-            guard let current = lookup(key, context, &changes) else { return .integer(0) }
-            guard case .hash(var hash) = current.value else { throw .wrongType }
-            var removed: Int64 = 0
-            for field in fields where hash.removeValue(forKey: field) != nil { removed += 1 }
-            if hash.isEmpty { remove(key, &changes) } else if removed > 0 {
-                put(key, .hash(hash), expiresAt: current.expiresAt, context, &changes)
+            let (hash, current) = try lookupHash(key, context, &changes)
+            guard current != nil else { return .integer(0) }
+            // Decided before anything changes: a delete that removes nothing changes nothing
+            // (not even the version, as no txn is logged for it).
+            let present = Set(fields.filter { hash[$0] != nil })
+            let emptied = present.count == hash.count
+            _ = consume hash
+            _ = consume current
+            if emptied {
+                remove(key, &changes)
+            } else if !present.isEmpty {
+                entries.changeHash(key, version: context.index) { hash in for field in present { hash.removeValue(forKey: field) } }
+                changes.append(.put(key, entries[key]!))
             }
-            return .integer(removed)
+            return .integer(Int64(present.count))
 
         case .hashIncrementBy(let key, let field, let delta):
-            var (hash, current) = try lookupHash(key, context, &changes)
+            let (hash, current) = try lookupHash(key, context, &changes)
             var number: Int64 = 0
             if let bytes = hash[field] {
                 guard let parsed = RedisNumbers.parseInteger(bytes) else { throw .hashValueNotInteger }
                 number = parsed
             }
+            _ = consume hash
             let (sum, overflow) = number.addingReportingOverflow(delta)
             if overflow { throw .overflow }
-            hash[field] = RedisNumbers.format(sum)
-            put(key, .hash(hash), expiresAt: current?.expiresAt ?? 0, context, &changes)
+            guard current != nil else {
+                put(key, .hash([field: RedisNumbers.format(sum)]), expiresAt: 0, context, &changes)
+                return .integer(sum)
+            }
+            _ = consume current
+            entries.changeHash(key, version: context.index) { $0[field] = RedisNumbers.format(sum) }
+            changes.append(.put(key, entries[key]!))
             return .integer(sum)
 
         case .compareAndDelete(let key, let token):
