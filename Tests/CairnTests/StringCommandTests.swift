@@ -1,4 +1,5 @@
 import Cairn
+import CairnStorage
 import CairnTesting
 import Testing
 
@@ -117,8 +118,9 @@ import Testing
         try store.close()
     }
 
-    @Test func counters() throws {
-        let (store, _, _) = try makeStore()
+    @Test(arguments: [FsyncPolicy.always, .no])
+    func counters(policy: FsyncPolicy) throws {
+        let (store, _, clock) = try makeStore(policy)
         #expect(try store.incr("n") == 1)
         #expect(try store.incrby("n", 41) == 42)
         #expect(try store.decr("n") == 41)
@@ -137,7 +139,25 @@ import Testing
         #expect(try store.incr("min") == Int64.min + 1)
         try store.lpush("list", "x")
         #expect(throws: KVError.wrongType) { try store.incr("list") }
+        // A refused increment leaves the entry as it was.
+        #expect(try store.get("big") == "9223372036854775807" && store.get("bad") == "99999999999999999999")
+        #expect(try store.lrange("list", 0, -1) == ["x"])
+        // An expired key of another type is gone: the counter starts from nothing.
+        try store.expire("list", .seconds(1))
+        clock.advance(milliseconds: 1000)
+        #expect(try store.incr("list") == 1 && store.pttl("list") == -1)
         try store.close()
+    }
+
+    /// Replay and the crash drill's model apply txns at any time, 0 included: a counter that
+    /// does not exist counts from 0 then too (a placeholder entry once looked "live" at time 0).
+    @Test(arguments: [Int64(0), 1, 1_700_000_000_000])
+    func countersStartFromNothingAtAnyTime(time: Int64) throws {
+        var state = StoreState()
+        var changes = StoreState.Changes()
+        #expect(state.apply(Txn(time: time, operations: [.incrementBy("c", 5)]), index: 1, changes: &changes) == [.integer(5)])
+        #expect(state.apply(Txn(time: time, operations: [.incrementBy("c", -7)]), index: 2, changes: &changes) == [.integer(-2)])
+        #expect(state.keyspace.entries["c"] == Entry(value: .string("-2"), version: 2))
     }
 
     @Test func countersKeepTheirDeadline() throws {

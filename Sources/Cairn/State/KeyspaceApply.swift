@@ -62,6 +62,42 @@ extension Keyspace {
         return list.count
     }
 
+    /// INCRBY: read, checked and replaced in one trie lookup. A missing or expired key counts
+    /// from 0 (the new entry replaces an expired one, as a removal and a put would); a refused
+    /// increment leaves the entry as it was (a missing key, which gets a placeholder first, is
+    /// never refused: 0 plus any delta fits). Kept out of
+    /// `perform`: inside it, the closure's state made every other operation's path slower
+    /// (SET 5-8% in A/B runs).
+    @inline(never)
+    private mutating func increment(_ key: Bytes, by delta: Int64, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> Int64 {
+        var outcome: Result<Int64, KVError> = .success(0)
+        var missing = false
+        let version = context.index, time = context.time
+        let placeholder = { () -> Entry in
+            missing = true
+            return Entry(value: .string(Bytes([])), version: 0)
+        }
+        let entry = entries.updateValue(forKey: key, default: placeholder()) { entry in
+            var number: Int64 = 0
+            if !missing && !entry.isExpired(at: time) {
+                guard case .string(let bytes) = entry.value else { outcome = .failure(.wrongType); return entry }
+                guard let parsed = RedisNumbers.parseInteger(bytes) else { outcome = .failure(.notAnInteger); return entry }
+                number = parsed
+            } else {
+                entry.expiresAt = 0
+            }
+            let (sum, overflow) = number.addingReportingOverflow(delta)
+            if overflow { outcome = .failure(.overflow); return entry }
+            entry.value = .string(RedisNumbers.format(sum))
+            entry.version = version
+            outcome = .success(sum)
+            return entry
+        }
+        let sum = try outcome.get()
+        changes.append(.put(key, entry))
+        return sum
+    }
+
     private func deadline(_ expiry: ExpiryChange, current: Entry?) -> Int64 {
         switch expiry {
         case .clear: return 0
@@ -121,16 +157,7 @@ extension Keyspace {
             return .integer(removed)
 
         case .incrementBy(let key, let delta):
-            let current = try lookupString(key, context, &changes)
-            var number: Int64 = 0
-            if let (bytes, _) = current {
-                guard let parsed = RedisNumbers.parseInteger(bytes) else { throw .notAnInteger }
-                number = parsed
-            }
-            let (sum, overflow) = number.addingReportingOverflow(delta)
-            if overflow { throw .overflow }
-            put(key, .string(RedisNumbers.format(sum)), expiresAt: current?.1.expiresAt ?? 0, context, &changes)
-            return .integer(sum)
+            return .integer(try increment(key, by: delta, context, &changes))
 
         case .incrementByFloat(let key, let delta):
             let current = try lookupString(key, context, &changes)
