@@ -106,6 +106,14 @@ import Testing
         #expect(try store.strlen("none") == 0)
         #expect(try store.getdel("s") == "Hello World")
         #expect(try store.getdel("s") == nil)
+        // APPEND grows a live string and keeps its deadline; an expired one starts again, with none.
+        try store.set("a", "x", expiry: .milliseconds(100))
+        #expect(try store.append("a", "y") == 2 && store.get("a") == "xy" && store.pttl("a") == 100)
+        clock.advance(milliseconds: 100)
+        #expect(try store.append("a", "z") == 1 && store.get("a") == "z" && store.pttl("a") == -1)
+        try store.lpush("l", "x")
+        #expect(throws: KVError.wrongType) { try store.append("l", "y") }
+        #expect(try store.lrange("l", 0, -1) == ["x"])
         try store.set("t", "v")
         #expect(try store.getex("t", expiry: .seconds(5)) == "v")
         #expect(store.pttl("t") == 5000)
@@ -180,6 +188,7 @@ import Testing
         #expect(throws: KVError.notAFloat) { try store.incrbyfloat("x", 1) }
         try store.set("huge", "1.7e308")
         #expect(throws: KVError.nanOrInfinity) { try store.incrbyfloat("huge", 1.7e308) }
+        #expect(try store.get("x") == "abc" && store.get("huge") == "1.7e308", "refused: left as they were")
         try store.close()
     }
 }

@@ -62,40 +62,63 @@ extension Keyspace {
         return list.count
     }
 
-    /// INCRBY: read, checked and replaced in one trie lookup. A missing or expired key counts
-    /// from 0 (the new entry replaces an expired one, as a removal and a put would); a refused
-    /// increment leaves the entry as it was (a missing key, which gets a placeholder first, is
-    /// never refused: 0 plus any delta fits). Kept out of
-    /// `perform`: inside it, the closure's state made every other operation's path slower
-    /// (SET 5-8% in A/B runs).
+    /// A string command's read, check and replace in one trie lookup (INCRBY, INCRBYFLOAT,
+    /// APPEND). `body` gets the key's bytes, empty and `live` false when the key is missing or
+    /// expired, and changes them in place (the entry lets go of them meanwhile, so an APPEND
+    /// grows the one copy instead of copying the string), or throws having changed nothing.
+    /// Success replaces the entry (an expired one loses its deadline, as a removal and a put
+    /// would leave it); a refusal leaves it as it was, but a missing key's placeholder is taken
+    /// out again and an expired key is removed, as a lookup would have. Kept out of `perform`:
+    /// inside it, this closure's state slowed every other operation's path (SET 5-8%).
     @inline(never)
-    private mutating func increment(_ key: Bytes, by delta: Int64, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> Int64 {
-        var outcome: Result<Int64, KVError> = .success(0)
+    private mutating func changeString<R>(
+        _ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange],
+        _ body: (_ bytes: inout [UInt8], _ live: Bool) throws(KVError) -> R
+    ) throws(KVError) -> R {
+        var outcome: Result<R, KVError>?
         var missing = false
         let version = context.index, time = context.time
+        // The placeholder is marked by the flag, not by a field: txns are applied at any time,
+        // 0 included (replay, the crash drill's model).
         let placeholder = { () -> Entry in
             missing = true
             return Entry(value: .string(Bytes([])), version: 0)
         }
-        let entry = entries.updateValue(forKey: key, default: placeholder()) { entry in
-            var number: Int64 = 0
-            if !missing && !entry.isExpired(at: time) {
-                guard case .string(let bytes) = entry.value else { outcome = .failure(.wrongType); return entry }
-                guard let parsed = RedisNumbers.parseInteger(bytes) else { outcome = .failure(.notAnInteger); return entry }
-                number = parsed
-            } else {
-                entry.expiresAt = 0
+        let entry = entries.updateValue(forKey: key, default: placeholder()) { entry -> Entry in
+            let live = !missing && !entry.isExpired(at: time)
+            var bytes: [UInt8] = []
+            if live {
+                guard case .string(let current) = entry.value else {
+                    outcome = .failure(.wrongType)
+                    return entry
+                }
+                entry.value = .string(Bytes([]))
+                bytes = (consume current).storage
             }
-            let (sum, overflow) = number.addingReportingOverflow(delta)
-            if overflow { outcome = .failure(.overflow); return entry }
-            entry.value = .string(RedisNumbers.format(sum))
-            entry.version = version
-            outcome = .success(sum)
+            do throws(KVError) {
+                let result = try body(&bytes, live)
+                entry.value = .string(Bytes(bytes))
+                if !live { entry.expiresAt = 0 }
+                entry.version = version
+                outcome = .success(result)
+            } catch {
+                if live { entry.value = .string(Bytes(bytes)) }
+                outcome = .failure(error)
+            }
             return entry
         }
-        let sum = try outcome.get()
-        changes.append(.put(key, entry))
-        return sum
+        switch outcome! {
+        case .success(let result):
+            changes.append(.put(key, entry))
+            return result
+        case .failure(let error):
+            if missing {
+                entries.removeValue(forKey: key)
+            } else if entry.isExpired(at: time) {
+                remove(key, &changes)
+            }
+            throw error
+        }
     }
 
     private func deadline(_ expiry: ExpiryChange, current: Entry?) -> Int64 {
@@ -157,28 +180,38 @@ extension Keyspace {
             return .integer(removed)
 
         case .incrementBy(let key, let delta):
-            return .integer(try increment(key, by: delta, context, &changes))
+            return .integer(try changeString(key, context, &changes) { (bytes, live) throws(KVError) in
+                var number: Int64 = 0
+                if live {
+                    guard let parsed = RedisNumbers.parseInteger(Bytes(bytes)) else { throw .notAnInteger }
+                    number = parsed
+                }
+                let (sum, overflow) = number.addingReportingOverflow(delta)
+                if overflow { throw .overflow }
+                bytes = RedisNumbers.format(sum).storage
+                return sum
+            })
 
         case .incrementByFloat(let key, let delta):
-            let current = try lookupString(key, context, &changes)
-            var number = 0.0
-            if let (bytes, _) = current {
-                guard let parsed = RedisNumbers.parseFloat(bytes) else { throw .notAFloat }
-                number = parsed
-            }
-            let sum = number + delta
-            guard sum.isFinite else { throw .nanOrInfinity }
-            let formatted = RedisNumbers.format(sum)
-            put(key, .string(formatted), expiresAt: current?.1.expiresAt ?? 0, context, &changes)
-            return .bulk(formatted)
+            return .bulk(try changeString(key, context, &changes) { (bytes, live) throws(KVError) in
+                var number = 0.0
+                if live {
+                    guard let parsed = RedisNumbers.parseFloat(Bytes(bytes)) else { throw .notAFloat }
+                    number = parsed
+                }
+                let sum = number + delta
+                guard sum.isFinite else { throw .nanOrInfinity }
+                let formatted = RedisNumbers.format(sum)
+                bytes = formatted.storage
+                return formatted
+            })
 
         case .append(let key, let suffix):
-            let current = try lookupString(key, context, &changes)
-            var bytes = current?.0.storage ?? []
-            guard bytes.count + suffix.count <= Keyspace.maxStringLength else { throw .stringTooLong }
-            bytes.append(contentsOf: suffix.storage)
-            put(key, .string(Bytes(bytes)), expiresAt: current?.1.expiresAt ?? 0, context, &changes)
-            return .integer(Int64(bytes.count))
+            return .integer(try changeString(key, context, &changes) { (bytes, _) throws(KVError) in
+                guard bytes.count + suffix.count <= Keyspace.maxStringLength else { throw .stringTooLong }
+                bytes.append(contentsOf: suffix.storage)
+                return Int64(bytes.count)
+            })
 
         case .getDelete(let key):
             guard let (bytes, _) = try lookupString(key, context, &changes) else { return .null }
