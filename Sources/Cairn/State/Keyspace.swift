@@ -28,6 +28,9 @@ public enum KeyspaceChange: Sendable {
     case listPushed(Bytes, [Bytes], left: Bool, version: UInt64)
     /// `count` values popped from the front (`left`) or back of a list that stays non-empty.
     case listPopped(Bytes, count: Int, left: Bool, version: UInt64)
+    /// Bytes appended to a live string (APPEND), with its new version: in place in each state,
+    /// as for lists (a string shared by the two states was copied whole by every APPEND).
+    case appended(Bytes, Bytes, version: UInt64)
 }
 
 extension KeyspaceChange {
@@ -53,6 +56,9 @@ extension Keyspace {
                 precondition(list.count > count, "a pop of \(count) from \(key), which is not a longer list in this state")
                 for _ in 0..<count { _ = left ? list.removeFirst() : list.removeLast() }
             }
+        case .appended(let key, let suffix, let version):
+            entries.changeValue(key, version: version, "string", take: { if case .string(let bytes) = $0 { bytes.storage } else { nil } },
+                                wrap: { Cairn.Value.string(Bytes($0)) }) { $0.append(contentsOf: suffix.storage) }
         }
     }
 }
@@ -76,7 +82,7 @@ extension TreeDictionary<Bytes, Entry> {
     /// touches one chunk of a list, a field set one path of a hash. (With the value left in the
     /// entry it would be copied; taken out of the trie and put back, it cost three trie
     /// operations.)
-    private mutating func changeValue<Payload, R>(
+    mutating func changeValue<Payload, R>(
         _ key: Bytes, version: UInt64?, _ kind: String,
         take: (Cairn.Value) -> Payload?, wrap: (Payload) -> Cairn.Value, _ body: (inout Payload) -> R
     ) -> R {

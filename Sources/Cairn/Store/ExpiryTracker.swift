@@ -111,7 +111,7 @@ struct ExpiryTracker {
                 wheel.cancel(timer)
                 keyTimers[target] = nil
             }
-        case .listPushed, .listPopped:
+        case .listPushed, .listPopped, .appended:
             break  // the list's deadline is unchanged
         }
     }
