@@ -26,10 +26,18 @@ final class LoopBatch<Item> {
         loop.execute { bound.value.run() }
     }
 
-    private func run() {
-        scheduled = false
+    /// Handles what was handed in so far at once, ahead of the scheduled task (which then
+    /// finds less, or nothing, to do).
+    func runNow() {
+        loop.preconditionInEventLoop()
+        guard !items.isEmpty else { return }
         swap(&items, &spare)  // what `handle` adds meanwhile waits for the next run
         handle(spare)
         spare.removeAll(keepingCapacity: true)
+    }
+
+    private func run() {
+        scheduled = false
+        runNow()
     }
 }

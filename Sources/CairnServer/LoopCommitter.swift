@@ -15,8 +15,13 @@ final class LoopCommitter {
     typealias Waiter = (decided: Decided, done: (StoreError?) -> Void)
     private let waiting: LoopBatch<Waiter>
 
-    init(store: Store, loop: EventLoop, commitWait: CoreMetrics.Timer?) {
-        waiting = LoopBatch(loop: loop) { batch in Self.commit(batch, store, commitWait) }
+    /// `flusher`, the same loop's: the replies it holds go out before this loop blocks in the
+    /// sync (a GET answered this tick need not wait for another connection's `fdatasync`).
+    init(store: Store, loop: EventLoop, commitWait: CoreMetrics.Timer?, flusher: LoopFlusher) {
+        waiting = LoopBatch(loop: loop) { batch in
+            flusher.runNow()
+            Self.commit(batch, store, commitWait)
+        }
     }
 
     /// Calls `done` on the loop once `decided` is committed and visible (or the store failed).

@@ -51,7 +51,7 @@ final class ServerState: @unchecked Sendable {
     /// Group commit led by each event loop (see ``LoopCommitter``).
     let committers: PerLoop<LoopCommitter>
     /// Replies flushed once per loop tick (see ``LoopFlusher``).
-    let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
+    let flushers: PerLoop<LoopFlusher>
 
     init(store: Store, options: RESPServerOptions) {
         self.store = store
@@ -59,7 +59,9 @@ final class ServerState: @unchecked Sendable {
         let factory = options.metrics ?? MetricsSystem.factory
         commandCounter = Counter(label: "cairn_resp_commands", factory: factory)
         commitWait = CoreMetrics.Timer(label: "cairn_resp_commit_wait", factory: factory)
-        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil) }
+        let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
+        self.flushers = flushers
+        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil, flusher: flushers[$0]) }
         lastSave = Int64(Date().timeIntervalSince1970)
     }
 

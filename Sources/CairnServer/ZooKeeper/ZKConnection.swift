@@ -828,6 +828,9 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     private func close(_ context: ChannelHandlerContext) {
         guard !closing else { return }
         closing = true
+        // Replies written this tick wait for the loop's flusher, and a close drops unflushed
+        // writes: what was answered before the close goes out first.
+        context.flush()
         context.close(promise: nil)
     }
 

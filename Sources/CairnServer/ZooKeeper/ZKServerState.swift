@@ -110,7 +110,9 @@ final class ZKServerState: @unchecked Sendable {
         let factory = options.metrics ?? MetricsSystem.factory
         requests = Counter(label: "cairn_zk_requests", factory: factory)
         commitWait = CoreMetrics.Timer(label: "cairn_zk_commit_wait", factory: factory)
-        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait) }
+        let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
+        self.flushers = flushers
+        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait, flusher: flushers[$0]) }
     }
 
     /// A session's password: the first 16 bytes of HMAC-SHA256(secret, id). Nothing to store,
@@ -159,7 +161,7 @@ final class ZKServerState: @unchecked Sendable {
 
     let committers: PerLoop<LoopCommitter>
     /// Replies flushed once per loop tick (see ``LoopFlusher``).
-    let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
+    let flushers: PerLoop<LoopFlusher>
 
     func recordLatency(_ milliseconds: Double) {
         lock.withLock { latency.add(milliseconds) }
