@@ -111,7 +111,8 @@ let package = Package(
         .testTarget(
             name: "CairnServerTests",
             dependencies: ["CairnServer", "Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system"),
-                           .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio")]
+                           .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(
             name: "CairnTests",
