@@ -68,31 +68,36 @@ extension TreeDictionary<Bytes, Entry> {
     /// entry's version when given (see ``changeValue(_:version:_:take:wrap:_:)``).
     @discardableResult
     mutating func changeList<R>(_ key: Bytes, version: UInt64?, _ body: (inout PersistentList) -> R) -> R {
-        changeValue(key, version: version, "list", take: { if case .list(let list) = $0 { list } else { nil } }, wrap: Cairn.Value.list, body)
+        changeValue(key, version: version, "list", take: { if case .list(let list) = $0 { list } else { nil } }, wrap: Cairn.Value.list, body).result
     }
 
-    /// Changes the hash at `key`, which must be there, in place (see ``changeList``).
+    /// Changes the hash at `key`, which must be there, in place (see ``changeList``); also the
+    /// changed entry, which a hash write records whole (no second lookup to read it back).
     @discardableResult
-    mutating func changeHash<R>(_ key: Bytes, version: UInt64?, _ body: (inout TreeDictionary<Bytes, Bytes>) -> R) -> R {
-        changeValue(key, version: version, "hash", take: { if case .hash(let hash) = $0 { hash } else { nil } }, wrap: Cairn.Value.hash, body)
+    mutating func changeHash<R>(_ key: Bytes, version: UInt64?, _ body: (inout TreeDictionary<Bytes, Bytes>) -> R) -> (result: R, entry: Entry) {
+        let (result, entry) = changeValue(key, version: version, "hash", keepEntry: true,
+                                          take: { if case .hash(let hash) = $0 { hash } else { nil } }, wrap: Cairn.Value.hash, body)
+        return (result, entry!)
     }
 
     /// Changes the value at `key` in place with one lookup. The entry lets go of the value while
     /// `body` runs, so this state's copy is referenced once and changes where it lies: a push
     /// touches one chunk of a list, a field set one path of a hash. (With the value left in the
     /// entry it would be copied; taken out of the trie and put back, it cost three trie
-    /// operations.)
+    /// operations.) With `keepEntry`, also a copy of the changed entry (for a change that
+    /// records it whole); without, no copy is made.
+    @discardableResult
     mutating func changeValue<Payload, R>(
-        _ key: Bytes, version: UInt64?, _ kind: String,
+        _ key: Bytes, version: UInt64?, _ kind: String, keepEntry: Bool = false,
         take: (Cairn.Value) -> Payload?, wrap: (Payload) -> Cairn.Value, _ body: (inout Payload) -> R
-    ) -> R {
+    ) -> (result: R, entry: Entry?) {
         updateValue(forKey: key, default: Self.missing(key, kind)) { entry in
             guard var payload = take(entry.value) else { preconditionFailure("\(key) is not a \(kind) in this state") }
             entry.value = .string(Bytes([]))
             let result = body(&payload)
             entry.value = wrap(payload)
             if let version { entry.version = version }
-            return result
+            return (result, keepEntry ? entry : nil)
         }
     }
 

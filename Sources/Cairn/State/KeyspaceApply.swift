@@ -351,8 +351,8 @@ extension Keyspace {
                 put(key, .hash(hash), expiresAt: 0, context, &changes)
                 return .integer(added)
             }
-            let added = entries.changeHash(key, version: context.index, set)
-            changes.append(.put(key, entries[key]!))
+            let (added, entry) = entries.changeHash(key, version: context.index, set)
+            changes.append(.put(key, entry))
             return .integer(added)
 
         case .hashDelete(let key, let fields):
@@ -367,8 +367,8 @@ extension Keyspace {
             if emptied {
                 remove(key, &changes)
             } else if !present.isEmpty {
-                entries.changeHash(key, version: context.index) { hash in for field in present { hash.removeValue(forKey: field) } }
-                changes.append(.put(key, entries[key]!))
+                let entry = entries.changeHash(key, version: context.index) { hash in for field in present { hash.removeValue(forKey: field) } }.entry
+                changes.append(.put(key, entry))
             }
             return .integer(Int64(present.count))
 
@@ -387,8 +387,8 @@ extension Keyspace {
                 return .integer(sum)
             }
             _ = consume current
-            entries.changeHash(key, version: context.index) { $0[field] = RedisNumbers.format(sum) }
-            changes.append(.put(key, entries[key]!))
+            let entry = entries.changeHash(key, version: context.index) { $0[field] = RedisNumbers.format(sum) }.entry
+            changes.append(.put(key, entry))
             return .integer(sum)
 
         case .compareAndDelete(let key, let token):
