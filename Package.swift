@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // Cairn: a persistent storage engine with a log-structured core.
 // Layers point down only (see docs/ARCHITECTURE.md):
-//   cairn (CLI) → CairnStorage → CLZ4 / CCRC32C
+//   cairn (CLI) → CairnStorage → CLZ4 / CCRC32C; Cairn also → CPrefetch
 //   CairnTesting (simulated disk, checkers) is shared by tests, benchmarks, drills and fuzzers.
 import PackageDescription
 
@@ -40,6 +40,8 @@ let package = Package(
             name: "CCRC32C",
             cSettings: [.unsafeFlags(["-O3"])]
         ),
+        // A prefetch hint for the walks bound by cache misses (Swift has none of its own).
+        .target(name: "CPrefetch"),
         .target(
             name: "CairnStorage",
             dependencies: [
@@ -54,6 +56,7 @@ let package = Package(
             name: "Cairn",
             dependencies: [
                 "CairnStorage",
+                "CPrefetch",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),

@@ -63,7 +63,7 @@ public struct SnapshotBenchmark: Sendable {
     public struct Result: Sendable {
         public var contentBytes = 0
         public var fileBytes = 0
-        public var ourWrite: [Double] = []          // seconds, without the final fdatasync
+        public var ourWrite: [Double] = []          // seconds, before the file is made durable
         public var ourSync: [Double] = []
         public var toolCompress: [Double] = []
         public var ourDecompress: [Double] = []     // LZ4 frame only
@@ -81,7 +81,7 @@ public struct SnapshotBenchmark: Sendable {
             func rate(_ seconds: [Double]) -> String { String(format: "%.0f MB/s", mb / max(SnapshotBenchmark.median(seconds), 1e-9)) }
             var out = [String(format: "state: %.1f MB serialised, %.1f MB on disk (compression ratio %.2f)", mb, Double(fileBytes) / 1e6, Double(contentBytes) / Double(max(fileBytes, 1)))]
             let write = SnapshotBenchmark.median(ourWrite), sync = SnapshotBenchmark.median(ourSync)
-            out.append(String(format: "snapshot write (serialise + LZ4 + write, before its fdatasync): %.3f s = %@; its fdatasync: %.3f s", write, rate(ourWrite), sync))
+            out.append(String(format: "snapshot write (serialise + LZ4 + write, before it is made durable): %.3f s = %@; fdatasync, rename, directory fsync: %.3f s", write, rate(ourWrite), sync))
             out.append("  rounds: " + ourWrite.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             if toolFound {
                 let compress = SnapshotBenchmark.median(toolCompress)

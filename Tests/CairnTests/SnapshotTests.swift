@@ -315,7 +315,7 @@ import Testing
         let stats = try store.snapshot()
         try store.close()
         let (content, _) = try SnapshotFile.content(storeDirectory.appending(stats.file), fileSystem: disk)
-        FileManager.default.createFile(atPath: "\(folder)/content", contents: Data(content))
-        FileManager.default.createFile(atPath: "\(folder)/frame", contents: Data(disk.contents(storeDirectory.appending(stats.file))!))
+        _ = FileManager.default.createFile(atPath: "\(folder)/content", contents: Data(content))
+        _ = FileManager.default.createFile(atPath: "\(folder)/frame", contents: Data(disk.contents(storeDirectory.appending(stats.file))!))
     }
 }

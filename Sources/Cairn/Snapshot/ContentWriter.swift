@@ -3,17 +3,32 @@ import CairnStorage
 /// Serialises snapshot content into a raw buffer (no array bookkeeping per field: the snapshot
 /// writer's hot loop) and hands it out in chunks, keeping the running CRC32C.
 struct ContentWriter: ~Copyable {
+    /// Where full chunks go: given the buffer and the bytes in it, either reads them during the
+    /// call and returns nil (the writer keeps its buffer), or takes the buffer and returns an
+    /// empty one for the writer to go on with (a pipeline to another thread, without a copy).
+    typealias Sink = (UnsafeMutableRawBufferPointer, Int) throws -> UnsafeMutableRawBufferPointer?
+
+    /// A sink that only reads each chunk.
+    static func reading(_ body: @escaping (UnsafeRawBufferPointer) throws -> Void) -> Sink {
+        { buffer, count in
+            try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
+            return nil
+        }
+    }
+
     private var buffer: UnsafeMutableRawBufferPointer
     private(set) var count = 0
     private(set) var crc: UInt32 = 0
     let chunkSize: Int
-    /// Off when the reader of the chunks keeps the checksum (they may be reordered).
-    let checksum: Bool
 
-    init(chunkSize: Int, checksum: Bool = true) {
+    init(chunkSize: Int, buffer: UnsafeMutableRawBufferPointer? = nil) {
         self.chunkSize = chunkSize
-        self.checksum = checksum
-        buffer = .allocate(byteCount: chunkSize + (64 << 10), alignment: 16)
+        self.buffer = buffer ?? Self.allocate(chunkSize: chunkSize)
+    }
+
+    /// A buffer for chunks of `chunkSize` (with room for the record that crosses its end).
+    static func allocate(chunkSize: Int) -> UnsafeMutableRawBufferPointer {
+        .allocate(byteCount: chunkSize + (64 << 10), alignment: 16)
     }
 
     deinit { buffer.deallocate() }
@@ -80,11 +95,14 @@ struct ContentWriter: ~Copyable {
 
     /// Adds the buffered bytes to the CRC and hands them to `sink` once a chunk is full (or
     /// always, with `force`).
-    mutating func flush(force: Bool = false, _ sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    @inline(__always) mutating func flush(force: Bool = false, _ sink: Sink) rethrows {
         guard count > 0, force || count >= chunkSize else { return }
-        let chunk = UnsafeRawBufferPointer(start: buffer.baseAddress, count: count)
-        if checksum { crc = CRC32C.checksum(chunk, extending: crc) }
-        try sink(chunk)
+        try handOff(sink)
+    }
+
+    private mutating func handOff(_ sink: Sink) rethrows {
+        crc = CRC32C.checksum(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count), extending: crc)
+        if let replacement = try sink(buffer, count) { buffer = replacement }
         count = 0
     }
 

@@ -86,8 +86,6 @@ public enum SnapshotFormat {
     static let nodeACLTag: UInt8 = 5
     static let nodeNullDataTag: UInt8 = 6
     static let endTag: UInt8 = 0
-    /// The end tag and the checksum.
-    static let footerSize = 5
 
     /// `snapshot-<index, 20 digits>.lz4`.
     public static func fileName(index: UInt64) -> String {
@@ -112,6 +110,12 @@ public enum SnapshotFormat {
         precondition(header.keys == state.keyCount && header.nodes == state.tree.count && header.sessions == state.tree.sessions.count,
                      "the header's counts must be the state's")
         var out = ContentWriter(chunkSize: chunkSize)
+        try withoutActuallyEscaping(sink) { sink in try encodeContent(state, header: header, into: &out, ContentWriter.reading(sink)) }
+    }
+
+    /// The whole content, handed to `sink` chunk by chunk: the header, every record, the end
+    /// tag and the checksum.
+    static func encodeContent(_ state: StoreState, header: Header, into out: inout ContentWriter, _ sink: ContentWriter.Sink) throws {
         encodeHeader(header, into: &out)
         for db in 0..<StoreState.databaseCount { try encodeKeys(state.keyspace(db).entries, db: db, into: &out, sink) }
         try encodeNodes(state.tree.nodes, into: &out, sink)
@@ -121,9 +125,6 @@ public enum SnapshotFormat {
         withUnsafeBytes(of: crc.littleEndian) { out.raw(Array($0)) }
         try out.flush(force: true, sink)
     }
-
-    // The parts of the content, for writers that produce them on several threads (records may
-    // come in any order; the header first, the end tag and checksum last).
 
     static func encodeHeader(_ header: Header, into out: inout ContentWriter) {
         out.raw(magic)
@@ -137,19 +138,20 @@ public enum SnapshotFormat {
     }
 
     static func encodeKeys(
-        _ entries: TreeDictionary<Bytes, Entry>, db: Int, into out: inout ContentWriter, _ sink: (UnsafeRawBufferPointer) throws -> Void
+        _ entries: KeyTable, db: Int, into out: inout ContentWriter, _ sink: ContentWriter.Sink
     ) rethrows {
-        for (key, entry) in entries {
+        // In place, with the objects ahead prefetched (see `KeyTable.forEachItem`).
+        try entries.forEachItem { item in
             if db == 0 {
                 out.byte(keyTag)
             } else {
                 out.byte(databaseKeyTag)
                 out.unsigned(UInt64(db))
             }
-            out.bytes(key)
-            out.signed(entry.expiresAt)
-            out.unsigned(entry.version)
-            switch entry.value {
+            out.bytes(item.pointee.key)
+            out.signed(item.pointee.entry.expiresAt)
+            out.unsigned(item.pointee.entry.version)
+            switch item.pointee.entry.value {
             case .string(let bytes):
                 out.byte(0)
                 out.bytes(bytes)
@@ -170,7 +172,7 @@ public enum SnapshotFormat {
     }
 
     static func encodeNodes(
-        _ nodes: TreeDictionary<String, ZNode>, into out: inout ContentWriter, _ sink: (UnsafeRawBufferPointer) throws -> Void
+        _ nodes: TreeDictionary<String, ZNode>, into out: inout ContentWriter, _ sink: ContentWriter.Sink
     ) rethrows {
         for (path, node) in nodes {
             out.byte(nodeTag)
@@ -249,6 +251,11 @@ public enum SnapshotFormat {
         var reader = TxnCodec.Reader(bytes: content)
         let header = try readHeader(&reader)
         var state = StoreState()
+        // Keys are gathered per database and each table is built at once at the end.
+        var keyTables: [KeyTableBuilder?] = []
+        keyTables.reserveCapacity(StoreState.databaseCount)
+        keyTables.append(KeyTableBuilder(capacity: min(header.keys, 1 << 24)))
+        for _ in 1..<StoreState.databaseCount { keyTables.append(nil) }
         var keys = 0, nodes = 0, sessions = 0
         var nodeTable = TreeDictionary<String, ZNode>()
         var sessionTable = TreeDictionary<Int64, Session>()
@@ -285,10 +292,8 @@ public enum SnapshotFormat {
                     }
                     return (key, Entry(value: value, expiresAt: expiresAt, version: version))
                 }
-                let repeated = db == 0
-                    ? state.keyspace.entries.updateValue(entry, forKey: key) != nil
-                    : state.databases[db, default: Keyspace()].entries.updateValue(entry, forKey: key) != nil
-                guard !repeated else { throw .malformed("key \"\(key)\" of database \(db) appears twice", offset: start) }
+                if keyTables[db] == nil { keyTables[db] = KeyTableBuilder() }
+                keyTables[db]!.append(key, entry, origin: start)
                 keys += 1
             case nodeTag:
                 let (path, node) = try wrap { () throws(TxnCodec.DecodeError) -> (String, ZNode) in
@@ -335,6 +340,17 @@ public enum SnapshotFormat {
         guard keys == header.keys else { throw .countMismatch("keys", header: header.keys, found: keys) }
         guard nodes == header.nodes else { throw .countMismatch("znodes", header: header.nodes, found: nodes) }
         guard sessions == header.sessions else { throw .countMismatch("sessions", header: header.sessions, found: sessions) }
+
+        for db in 0..<StoreState.databaseCount {
+            guard let builder = keyTables[db] else { continue }
+            do {
+                var keyspace = Keyspace()
+                keyspace.entries = try builder.build()
+                if db == 0 { state.keyspace = keyspace } else { state.databases[db] = keyspace }
+            } catch {
+                throw .malformed("key \"\(error.key)\" of database \(db) appears twice (first at content byte \(error.firstOrigin))", offset: error.secondOrigin)
+            }
+        }
 
         // What is derived: children, numChildren, and each session's ephemerals. Gathered in a
         // first pass that only reads the node table, then set once per parent: changing the

@@ -1,9 +1,9 @@
 import HashTreeCollections
 
-/// The key-value space: a persistent hash trie, so a copy (a read view, a snapshot) is O(1)
-/// and writes copy only the path they touch.
+/// The key-value space: a persistent hash trie (``KeyTable``), so a copy (a read view, a
+/// snapshot) is O(1) and writes copy only the path they touch.
 public struct Keyspace: Sendable, Equatable {
-    public internal(set) var entries = TreeDictionary<Bytes, Entry>()
+    public internal(set) var entries = KeyTable()
 
     public init() {}
 
@@ -46,7 +46,7 @@ extension Keyspace {
         switch change {
         case .put(let key, let entry): entries[key] = entry
         case .remove(let key): entries[key] = nil
-        case .clear: entries = TreeDictionary()
+        case .clear: entries = KeyTable()
         case .listPushed(let key, let values, let left, let version):
             entries.changeList(key, version: version) { list in
                 if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
@@ -63,7 +63,7 @@ extension Keyspace {
     }
 }
 
-extension TreeDictionary<Bytes, Entry> {
+extension KeyTable {
     /// Changes the list at `key`, which must be there, in place with one lookup, and sets its
     /// entry's version when given (see ``changeValue(_:version:_:take:wrap:_:)``).
     @discardableResult

@@ -268,7 +268,7 @@ extension Keyspace {
             return onlyIfAbsent ? .integer(1) : .ok
 
         case .flushAll:
-            entries = TreeDictionary()
+            entries = KeyTable()
             changes.append(.clear)
             return .ok
 

@@ -1,0 +1,127 @@
+@testable import Cairn
+import CairnTesting
+import Testing
+
+/// The keyspace's hash trie against a plain `Dictionary`, with copies taken along the way
+/// (each must keep what it saw), colliding hashes forced, and the bulk builder.
+@Suite struct KeyTableTests {
+    /// How a test places keys: the real hash, or a weak one that piles keys into few slots,
+    /// chains of one-child nodes and collision nodes.
+    enum Hashing: CaseIterable {
+        case real, fewBits, constant
+
+        func hash(_ key: Bytes) -> UInt64 {
+            switch self {
+            case .real: return KeyTable.hash(key)
+            // Digits agree for the first levels, then differ: long chains.
+            case .fewBits: return (KeyTable.hash(key) & 0b11) << 40
+            case .constant: return 0x5eed
+            }
+        }
+    }
+
+    static func entry(_ n: UInt64) -> Entry { Entry(value: .string(Bytes("v\(n)")), version: n) }
+
+    @Test(arguments: Hashing.allCases)
+    func randomOperationsMatchADictionaryAndCopiesKeepTheirState(hashing: Hashing) {
+        var rng = SplitMix64(seed: 0xCA1)
+        var table = KeyTable()
+        var model: [Bytes: Entry] = [:]
+        var copies: [(KeyTable, [Bytes: Entry])] = []
+        let keySpace = hashing == .constant ? 40 : 3000
+        for step in 0..<20_000 {
+            let key = Bytes("k\(rng.next() % UInt64(keySpace))")
+            let hash = hashing.hash(key)
+            switch rng.next() % 10 {
+            case 0...4:
+                let value = Self.entry(UInt64(step))
+                #expect(table.updateValue(value, forKey: key, hash: hash) == model.updateValue(value, forKey: key))
+            case 5...7:
+                #expect(table.removeValue(forKey: key, hash: hash) == model.removeValue(forKey: key))
+            default:
+                // In place, inserting a default when absent.
+                let result = KeyTable.modify(&table.root, key: key, hash: hash, default: { Self.entry(0) }) { entry, inserted -> Bool in
+                    entry.version += 1
+                    return inserted
+                }
+                if result { table.storedCount += 1 }
+                #expect(result == (model[key] == nil))
+                model[key, default: Self.entry(0)].version += 1
+            }
+            #expect(table.find(key, hash: hash) == model[key])
+            if step % 2000 == 0 {
+                table.checkInvariants()
+                copies.append((table, model))
+            }
+        }
+        table.checkInvariants()
+        #expect(table.count == model.count)
+        var seen: [Bytes: Entry] = [:]
+        for (key, entry) in table { #expect(seen.updateValue(entry, forKey: key) == nil, "visited twice: \(key)") }
+        #expect(seen == model)
+        for (copy, expected) in copies {
+            copy.checkInvariants()
+            #expect(copy.count == expected.count)
+            #expect(Dictionary(uniqueKeysWithValues: copy.map { ($0.key, $0.value) }) == expected)
+        }
+        // Emptied key by key, the trie folds back to an empty root.
+        for key in model.keys { table.removeValue(forKey: key, hash: hashing.hash(key)) }
+        table.checkInvariants()
+        #expect(table.isEmpty && table.root.itemCount == 0 && table.root.childCount == 0)
+    }
+
+    @Test func publicOperationsUseTheRealHash() {
+        var table = KeyTable()
+        table["a"] = Self.entry(1)
+        table["b"] = Self.entry(2)
+        let copy = table
+        #expect(table.removeValue(forKey: "a") == Self.entry(1))
+        #expect(table.removeValue(forKey: "a") == nil)
+        table["b"] = nil
+        #expect(table.isEmpty && copy.count == 2 && copy["a"] == Self.entry(1))
+        let added = table.updateValue(forKey: "c", default: Self.entry(7)) { entry -> UInt64 in
+            entry.version += 1
+            return entry.version
+        }
+        #expect(added == 8 && table["c"]?.version == 8 && table.count == 1)
+        #expect(table != copy && copy == copy && KeyTable() == KeyTable())
+    }
+
+    @Test(arguments: Hashing.allCases)
+    func builtTablesEqualInsertedOnes(hashing: Hashing) throws {
+        for size in [0, 1, 2, 33, 5000] {
+            let builder = KeyTableBuilder(capacity: 1)
+            var inserted = KeyTable()
+            for i in 0..<size {
+                let key = Bytes("key:\(i)")
+                builder.append(key, Self.entry(UInt64(i)), origin: i, hash: hashing.hash(key))
+                inserted.updateValue(Self.entry(UInt64(i)), forKey: key, hash: hashing.hash(key))
+                if hashing == .constant && i == 60 { break }
+            }
+            let built = try builder.build()
+            built.checkInvariants()
+            #expect(built.count == inserted.count)
+            var visited = 0
+            built.forEachItem { item in
+                #expect(inserted.find(item.pointee.key, hash: item.pointee.hash) == item.pointee.entry)
+                visited += 1
+            }
+            #expect(visited == inserted.count)
+            for (key, entry) in inserted { #expect(built.find(key, hash: hashing.hash(key)) == entry) }
+        }
+    }
+
+    @Test(arguments: Hashing.allCases)
+    func aKeyBuiltTwiceIsReportedWithBothOrigins(hashing: Hashing) {
+        let builder = KeyTableBuilder()
+        for i in 0..<300 { builder.append(Bytes("key:\(i)"), Self.entry(1), origin: i * 10, hash: hashing.hash(Bytes("key:\(i)"))) }
+        builder.append("key:123", Self.entry(2), origin: 5000, hash: hashing.hash("key:123"))
+        #expect {
+            try builder.build()
+        } throws: { error in
+            guard let duplicate = error as? KeyTableBuilder.DuplicateKey else { return false }
+            return duplicate.key == "key:123" && duplicate.firstOrigin == 1230 && duplicate.secondOrigin == 5000
+        }
+        #expect(builder.count == 0, "the builder lets go of every item, moved or not")
+    }
+}
