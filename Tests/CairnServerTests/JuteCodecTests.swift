@@ -105,7 +105,7 @@ import Testing
         for (i, (op, request)) in Self.samples.enumerated() {
             var out = JuteWriter()
             ZKCodec.encode(xid: Int32(i), op: op, request, into: &out)
-            FileManager.default.createFile(atPath: "\(folder)/request-\(i)", contents: Data(out.bytes))
+            _ = FileManager.default.createFile(atPath: "\(folder)/request-\(i)", contents: Data(out.bytes))
         }
     }
 }

@@ -305,6 +305,48 @@ import Testing
         #expect(Array(decompressed.prefix(8)) == Array("CAIRNSNP".utf8))
     }
 
+    /// The file ends with a skippable LZ4 frame giving the content's size (what lets a reader
+    /// decompress and decode at once); a file without it still reads, and one that lies is a
+    /// clear error, by `read` and by `content` (`cairn check`).
+    @Test func theSizeFrameIsWrittenCheckedAndOptional() throws {
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        let store = try Store.open(directory: storeDirectory, options: options(disk, clock, policy: .no, segmentSize: 8 << 20))
+        try fillEveryKind(store, clock)
+        // Records larger than the decoder's look-ahead, so some are parsed again as bytes arrive.
+        try store.set("big", Bytes([UInt8](repeating: 0x61, count: 700_000)))
+        _ = try store.execute([.push("long", (0..<40_000).map { Bytes("element \($0)") }, left: false, onlyIfExists: false)])
+        for i in 0..<3000 { try store.set(Bytes("key:\(i)"), Bytes("value \(i)")) }
+        let stats = try store.snapshot()
+        let expected = store.stateView()
+        try store.close()
+        let path = storeDirectory.appending(stats.file)
+        let file = disk.contents(path)!
+        let (content, _) = try SnapshotFile.content(path, fileSystem: disk)
+        func sizeFrame(_ size: UInt64) -> [UInt8] { withUnsafeBytes(of: size.littleEndian) { LZ4Frame.skippableFrame(nibble: 0xC, payload: Array($0)) } }
+        #expect(Array(file.suffix(16)) == sizeFrame(UInt64(content.count)))
+        #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
+
+        // Written before the size frame existed: read whole, the same state.
+        let frame = Array(file.dropLast(16))
+        disk.setContents(path, frame)
+        #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
+        #expect(try SnapshotFile.content(path, fileSystem: disk).content == content)
+
+        for lie in [UInt64(content.count + 1), UInt64(content.count - 1), UInt64(file.count) * 1000, UInt64.max] {
+            disk.setContents(path, frame + sizeFrame(lie))
+            for attempt in [{ _ = try SnapshotFile.read(path, fileSystem: disk) }, { _ = try SnapshotFile.content(path, fileSystem: disk) }] {
+                do {
+                    try attempt()
+                    Issue.record("a size frame of \(lie) bytes for \(content.count) was believed")
+                } catch let error as SnapshotError {
+                    guard case .compression(let name, _) = error else { Issue.record("unexpected \(error)"); continue }
+                    #expect(name == stats.file)
+                }
+            }
+        }
+    }
+
     /// Seeds for Fuzz/Corpus/snapshot: `CAIRN_WRITE_SNAPSHOT_SEEDS=$PWD/Fuzz/Corpus/snapshot swift test --filter writeSeedsWhenAsked`.
     @Test func writeSeedsWhenAsked() throws {
         guard let folder = ProcessInfo.processInfo.environment["CAIRN_WRITE_SNAPSHOT_SEEDS"] else { return }

@@ -112,9 +112,9 @@ import Testing
         guard let folder = ProcessInfo.processInfo.environment["CAIRN_WRITE_FUZZ_SEEDS"] else { return }
         for (i, operation) in TxnCodecTests.operations.enumerated() {
             let bytes = TxnCodec.encode(Txn(time: 1_700_000_000_000, operations: [operation]))
-            FileManager.default.createFile(atPath: "\(folder)/op-\(i)", contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: "\(folder)/op-\(i)", contents: Data(bytes))
         }
         let all = TxnCodec.encode(Txn(time: 7, operations: TxnCodecTests.operations))
-        FileManager.default.createFile(atPath: "\(folder)/all", contents: Data(all))
+        _ = FileManager.default.createFile(atPath: "\(folder)/all", contents: Data(all))
     }
 }

@@ -1,15 +1,26 @@
 import CairnStorage
 import HashTreeCollections
 
-/// The content of a snapshot file: the whole state at one committed index. On disk it is the
-/// content of one LZ4 frame (`snapshot-<index, 20 digits>.lz4`; `lz4 -d` decompresses it).
+/// The content of a snapshot file: the whole state at one committed index. On disk
+/// (`snapshot-<index, 20 digits>.lz4`) it is one LZ4 frame of the content, then a skippable
+/// frame with the content's size, which `lz4 -d` passes over:
+///
+/// | part          | bytes                                                                   |
+/// |---------------|-------------------------------------------------------------------------|
+/// | content frame | an LZ4 frame (4 MiB linked blocks, content checksum) of the content below |
+/// | size frame    | magic 0x184D2A5C, length 8 (both 4 bytes little-endian), the content's size (8 bytes little-endian) |
+///
+/// The size lets a reader allocate the content once and decode it while it is still being
+/// decompressed; a file without the size frame (written before it existed) is read whole first.
+///
+/// The content:
 ///
 /// | part    | encoding                                                                     |
 /// |---------|------------------------------------------------------------------------------|
 /// | magic   | 8 bytes `CAIRNSNP`                                                           |
 /// | version | 1 byte, currently 1                                                          |
 /// | header  | varints: index, term, time (zigzag, ms), key count, znode count, session count |
-/// | records | each: 1 tag byte, then its fields (below), in any order                      |
+/// | records | each: 1 tag byte, then its fields (below); the key records (tags 1 and 4) first, then the others; each group in any order |
 /// | end     | tag 0, then the CRC32C of every content byte before it (including the tag), 4 bytes little-endian |
 ///
 /// Records (fields encoded as in ``TxnCodec``: varints, zigzag for signed, length-prefixed bytes):
@@ -86,6 +97,27 @@ public enum SnapshotFormat {
     static let nodeACLTag: UInt8 = 5
     static let nodeNullDataTag: UInt8 = 6
     static let endTag: UInt8 = 0
+
+    /// The skippable frame's magic number is `LZ4Frame.skippableMagic.lowerBound` + this.
+    static let sizeFrameNibble: UInt32 = 0xC
+    static let sizeFrameBytes = 16
+
+    /// The skippable frame that ends a snapshot file, giving the content's size.
+    static func sizeFrame(contentBytes: Int) -> [UInt8] {
+        withUnsafeBytes(of: UInt64(contentBytes).littleEndian) { LZ4Frame.skippableFrame(nibble: sizeFrameNibble, payload: Array($0)) }
+    }
+
+    /// The content's size from the size frame that ends `file`, or nil for a file without one.
+    static func contentSize(file: UnsafeRawBufferPointer) -> Int? {
+        guard file.count >= sizeFrameBytes else { return nil }
+        let start = file.count - sizeFrameBytes
+        let magic = UInt32(littleEndian: file.loadUnaligned(fromByteOffset: start, as: UInt32.self))
+        let length = UInt32(littleEndian: file.loadUnaligned(fromByteOffset: start + 4, as: UInt32.self))
+        let size = UInt64(littleEndian: file.loadUnaligned(fromByteOffset: start + 8, as: UInt64.self))
+        guard magic == LZ4Frame.skippableMagic.lowerBound + sizeFrameNibble, length == 8 else { return nil }
+        // (A size beyond any buffer is still a size frame: one that lies, which readers reject.)
+        return Int(clamping: size)
+    }
 
     /// `snapshot-<index, 20 digits>.lz4`.
     public static func fileName(index: UInt64) -> String {
@@ -216,182 +248,8 @@ public enum SnapshotFormat {
         }
     }
 
-    // MARK: Decoding
-
-    /// Reads only the header (for `cairn inspect` and choosing a snapshot).
-    public static func decodeHeader(_ content: UnsafeRawBufferPointer) throws(DecodeError) -> Header {
-        var reader = TxnCodec.Reader(bytes: content)
-        return try readHeader(&reader)
-    }
-
-    private static func readHeader(_ reader: inout TxnCodec.Reader) throws(DecodeError) -> Header {
-        guard reader.bytes.count >= magic.count + 1, magic.indices.allSatisfy({ reader.bytes[$0] == magic[$0] }) else { throw .notASnapshot }
-        reader.offset = magic.count
-        let format = reader.bytes[reader.offset]
-        reader.offset += 1
-        guard format == version else { throw .unsupportedVersion(format) }
-        return try wrap { () throws(TxnCodec.DecodeError) -> Header in
-            let index = try reader.unsigned()
-            let term = try reader.unsigned()
-            let time = try reader.signed()
-            // Each record takes at least two bytes: a count above that is a lie, not an allocation.
-            let limit = UInt64(reader.bytes.count / 2)
-            let keys = try reader.unsigned(), nodes = try reader.unsigned(), sessions = try reader.unsigned()
-            guard keys <= limit, nodes <= limit, sessions <= limit else { throw .invalidValue("record count", offset: reader.offset) }
-            return Header(index: index, term: term, time: time, keys: Int(keys), nodes: Int(nodes), sessions: Int(sessions))
-        }
-    }
-
-    /// Decodes and verifies a whole snapshot's content into the state it holds.
-    public static func decode(_ content: UnsafeRawBufferPointer) throws(DecodeError) -> (Header, StoreState) {
-        guard content.count >= magic.count + 1 + 5 else {
-            throw content.count >= magic.count && magic.indices.allSatisfy({ content[$0] == magic[$0] })
-                ? .malformed("truncated", offset: content.count) : .notASnapshot
-        }
-        var reader = TxnCodec.Reader(bytes: content)
-        let header = try readHeader(&reader)
-        var state = StoreState()
-        // Keys are gathered per database and each table is built at once at the end.
-        var keyTables: [KeyTableBuilder?] = []
-        keyTables.reserveCapacity(StoreState.databaseCount)
-        keyTables.append(KeyTableBuilder(capacity: min(header.keys, 1 << 24)))
-        for _ in 1..<StoreState.databaseCount { keyTables.append(nil) }
-        var keys = 0, nodes = 0, sessions = 0
-        var nodeTable = TreeDictionary<String, ZNode>()
-        var sessionTable = TreeDictionary<Int64, Session>()
-        var aclTable: [String: (acl: [ACLEntry], offset: Int)] = [:]
-        var nullData: [String: Int] = [:]
-        while true {
-            let start = reader.offset
-            let tag = try wrap { () throws(TxnCodec.DecodeError) -> UInt8 in try reader.byte() }
-            if tag == endTag { break }
-            switch tag {
-            case keyTag, databaseKeyTag:
-                var db = 0
-                if tag == databaseKeyTag {
-                    let number = try wrap { () throws(TxnCodec.DecodeError) -> UInt64 in try reader.unsigned() }
-                    guard number >= 1 && number < UInt64(StoreState.databaseCount) else { throw .malformed("invalid database \(number)", offset: start) }
-                    db = Int(number)
-                }
-                let (key, entry) = try wrap { () throws(TxnCodec.DecodeError) -> (Bytes, Entry) in
-                    let key = try reader.data()
-                    let expiresAt = try reader.signed()
-                    let version = try reader.unsigned()
-                    let typeOffset = reader.offset
-                    let value: Value
-                    switch try reader.byte() {
-                    case 0: value = .string(try reader.data())
-                    case 1: value = .list(PersistentList(try reader.list()))
-                    case 2:
-                        let count = try reader.count(limit: Int.max)
-                        var hash = TreeDictionary<Bytes, Bytes>()
-                        for _ in 0..<count { hash[try reader.data()] = try reader.data() }
-                        guard hash.count == count else { throw .invalidValue("hash with a repeated field", offset: typeOffset) }
-                        value = .hash(hash)
-                    default: throw .invalidValue("value type", offset: typeOffset)
-                    }
-                    return (key, Entry(value: value, expiresAt: expiresAt, version: version))
-                }
-                if keyTables[db] == nil { keyTables[db] = KeyTableBuilder() }
-                keyTables[db]!.append(key, entry, origin: start)
-                keys += 1
-            case nodeTag:
-                let (path, node) = try wrap { () throws(TxnCodec.DecodeError) -> (String, ZNode) in
-                    let path = try reader.string()
-                    let data = try reader.data()
-                    let kind = try reader.raw(NodeKind.self, "node kind")
-                    let ttl = try reader.signed()
-                    var stat = Stat()
-                    stat.czxid = try reader.signed()
-                    stat.mzxid = try reader.signed()
-                    stat.ctime = try reader.signed()
-                    stat.mtime = try reader.signed()
-                    stat.version = try reader.version()
-                    stat.cversion = try reader.version()
-                    stat.aversion = try reader.version()
-                    stat.ephemeralOwner = try reader.signed()
-                    stat.pzxid = try reader.signed()
-                    stat.dataLength = Int32(clamping: data.count)
-                    return (path, ZNode(data: data, stat: stat, kind: kind, ttl: ttl))
-                }
-                guard path == "/" || (try? ZPath.validate(path)) != nil else { throw .malformed("invalid znode path \"\(path)\"", offset: start) }
-                guard nodeTable.updateValue(node, forKey: path) == nil else { throw .malformed("znode \(path) appears twice", offset: start) }
-                nodes += 1
-            case nodeACLTag:
-                let (path, acl) = try wrap { () throws(TxnCodec.DecodeError) -> (String, [ACLEntry]) in (try reader.string(), try reader.acl()) }
-                guard !acl.isEmpty, aclTable.updateValue((acl, start), forKey: path) == nil else { throw .malformed("ACL of znode \(path) is empty or appears twice", offset: start) }
-            case nodeNullDataTag:
-                let path = try wrap { () throws(TxnCodec.DecodeError) -> String in try reader.string() }
-                guard nullData.updateValue(start, forKey: path) == nil else { throw .malformed("null data of znode \(path) appears twice", offset: start) }
-            case sessionTag:
-                let (id, timeout) = try wrap { () throws(TxnCodec.DecodeError) -> (Int64, Int64) in (try reader.signed(), try reader.signed()) }
-                guard sessionTable.updateValue(Session(timeout: timeout), forKey: id) == nil else { throw .malformed("session \(id) appears twice", offset: start) }
-                sessions += 1
-            default:
-                throw .malformed("unknown record tag \(tag)", offset: start)
-            }
-        }
-        let checksummed = reader.offset
-        guard content.count - checksummed >= 4 else { throw .malformed("truncated checksum", offset: checksummed) }
-        let stored = UInt32(littleEndian: content.loadUnaligned(fromByteOffset: checksummed, as: UInt32.self))
-        guard content.count == checksummed + 4 else { throw .malformed("unexpected bytes after the checksum", offset: checksummed + 4) }
-        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: content[0..<checksummed]))
-        guard stored == computed else { throw .checksumMismatch(stored: stored, computed: computed) }
-        guard keys == header.keys else { throw .countMismatch("keys", header: header.keys, found: keys) }
-        guard nodes == header.nodes else { throw .countMismatch("znodes", header: header.nodes, found: nodes) }
-        guard sessions == header.sessions else { throw .countMismatch("sessions", header: header.sessions, found: sessions) }
-
-        for db in 0..<StoreState.databaseCount {
-            guard let builder = keyTables[db] else { continue }
-            do {
-                var keyspace = Keyspace()
-                keyspace.entries = try builder.build()
-                if db == 0 { state.keyspace = keyspace } else { state.databases[db] = keyspace }
-            } catch {
-                throw .malformed("key \"\(error.key)\" of database \(db) appears twice (first at content byte \(error.firstOrigin))", offset: error.secondOrigin)
-            }
-        }
-
-        // What is derived: children, numChildren, and each session's ephemerals. Gathered in a
-        // first pass that only reads the node table, then set once per parent: changing the
-        // table while iterating it would copy the trie's paths the iterator still holds.
-        guard nodeTable.index(forKey: "/") != nil else { throw .malformed("the root znode is missing", offset: checksummed) }
-        var childrenOf: [String: [String]] = [:]
-        var ephemeralsOf: [Int64: [String]] = [:]
-        for (path, node) in nodeTable where path != "/" {
-            let parent = ZPath.parent(path)
-            guard nodeTable.index(forKey: parent) != nil else { throw .malformed("znode \(path) has no parent \(parent)", offset: checksummed) }
-            childrenOf[parent, default: []].append(ZPath.name(path))
-            if node.kind == .ephemeral {
-                guard sessionTable.index(forKey: node.stat.ephemeralOwner) != nil else {
-                    throw .malformed("ephemeral znode \(path) belongs to session \(node.stat.ephemeralOwner), which is not open", offset: checksummed)
-                }
-                ephemeralsOf[node.stat.ephemeralOwner, default: []].append(path)
-            }
-        }
-        func adopt(_ parent: inout ZNode, _ names: [String]) {
-            parent.children = TreeSet(names)
-            parent.stat.numChildren = Int32(parent.children.count)  // (not stored: derived here)
-        }
-        for (parent, names) in childrenOf { adopt(&nodeTable[parent]!, names) }
-        for (owner, paths) in ephemeralsOf {
-            sessionTable[owner]!.ephemerals = TreeSet(paths)
-        }
-        for (path, entry) in aclTable {
-            guard nodeTable[path] != nil else { throw .malformed("ACL for znode \(path), which is not in the snapshot", offset: entry.offset) }
-            nodeTable[path]!.acl = entry.acl
-        }
-        for (path, offset) in nullData {
-            guard let node = nodeTable[path], node.data.isEmpty else { throw .malformed("null data for znode \(path), which is not in the snapshot or has data", offset: offset) }
-            nodeTable[path]!.dataIsNull = true
-        }
-        state.tree.nodes = nodeTable
-        state.tree.sessions = sessionTable
-        return (header, state)
-    }
-
     /// Runs a reader step, turning its error into a snapshot decode error at the same offset.
-    private static func wrap<T>(_ body: () throws(TxnCodec.DecodeError) -> T) throws(DecodeError) -> T {
+    static func wrap<T>(_ body: () throws(TxnCodec.DecodeError) -> T) throws(DecodeError) -> T {
         do { return try body() } catch {
             switch error {
             case .truncated(let offset): throw .malformed("truncated", offset: offset)

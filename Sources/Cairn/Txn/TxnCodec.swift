@@ -215,7 +215,7 @@ public enum TxnCodec {
     }
 
     struct Reader {
-        let bytes: UnsafeRawBufferPointer
+        var bytes: UnsafeRawBufferPointer
         var offset = 0
 
         mutating func byte() throws(DecodeError) -> UInt8 {

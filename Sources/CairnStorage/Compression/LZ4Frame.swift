@@ -8,6 +8,11 @@ public struct LZ4Error: Error, Sendable, Equatable, CustomStringConvertible {
     public var offset: Int
 
     public var description: String { "LZ4 frame error at compressed byte \(offset): \(message)" }
+
+    public init(message: String, offset: Int) {
+        self.message = message
+        self.offset = offset
+    }
 }
 
 /// Streams bytes into one LZ4 *frame* (the format of `lz4frame.h`, which the stock `lz4 -d`
@@ -85,34 +90,107 @@ public final class LZ4FrameCompressor {
 
 /// Reading LZ4 frames.
 public enum LZ4Frame {
-    /// Decompresses one whole frame, checking its checksums; bytes after the frame are an error.
-    /// `limit` bounds the output (a hostile frame cannot make us allocate without end).
+    /// The first and last magic number of *skippable* frames (little-endian, then a 4-byte
+    /// length and that many bytes of the writer's own), which every LZ4 reader passes over.
+    public static let skippableMagic: ClosedRange<UInt32> = 0x184D_2A50...0x184D_2A5F
+
+    /// A skippable frame holding `payload`, with magic number `skippableMagic.lowerBound + nibble`.
+    public static func skippableFrame(nibble: UInt32, payload: [UInt8]) -> [UInt8] {
+        precondition(nibble < 16 && payload.count <= Int(UInt32.max))
+        var frame: [UInt8] = []
+        withUnsafeBytes(of: (skippableMagic.lowerBound + nibble).littleEndian) { frame.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { frame.append(contentsOf: $0) }
+        return frame + payload
+    }
+
+    /// Decompresses one whole frame, checking its checksums; after it only skippable frames may
+    /// follow (they are checked and passed over). `limit` bounds the output (a hostile frame
+    /// cannot make us allocate without end).
     public static func decompress(_ input: UnsafeRawBufferPointer, limit: Int = 1 << 40) throws(LZ4Error) -> [UInt8] {
-        var context: OpaquePointer?
-        let created = LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))
-        if LZ4F_isError(created) != 0 || context == nil { throw LZ4Error(message: String(cString: LZ4F_getErrorName(created)), offset: 0) }
-        defer { LZ4F_freeDecompressionContext(context) }
         var output: [UInt8] = []
         output.reserveCapacity(min(limit, max(input.count * 3, 1 << 16)))
         let chunk = 4 << 20
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
         defer { scratch.deallocate() }
-        var consumed = 0
-        while true {
+        try decompress(input) { (context, consumed) throws(LZ4Error) in
             var sourceSize = input.count - consumed
             var destinationSize = chunk
             let hint = LZ4F_decompress(context, scratch.baseAddress, &destinationSize, input.baseAddress.map { $0 + consumed }, &sourceSize, nil)
-            if LZ4F_isError(hint) != 0 { throw LZ4Error(message: String(cString: LZ4F_getErrorName(hint)), offset: consumed) }
-            consumed += sourceSize
-            guard output.count + destinationSize <= limit else { throw LZ4Error(message: "content larger than \(limit) bytes", offset: consumed) }
-            output.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<destinationSize]))
-            if hint == 0 {
-                guard consumed == input.count else { throw LZ4Error(message: "\(input.count - consumed) bytes after the end of the frame", offset: consumed) }
-                return output
+            if LZ4F_isError(hint) == 0 {
+                guard output.count + destinationSize <= limit else { throw LZ4Error(message: "content larger than \(limit) bytes", offset: consumed + sourceSize) }
+                output.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<destinationSize]))
             }
-            if consumed == input.count && destinationSize == 0 {
-                throw LZ4Error(message: "the frame is truncated", offset: consumed)
-            }
+            return (hint, sourceSize, destinationSize)
         }
+        return output
+    }
+
+    /// Runs `step` (one `LZ4F_decompress` call: its result, input consumed, output produced)
+    /// until the frame ends, then checks that only skippable frames follow it.
+    private static func decompress(
+        _ input: UnsafeRawBufferPointer, _ step: (OpaquePointer, Int) throws(LZ4Error) -> (hint: Int, consumed: Int, produced: Int)
+    ) throws(LZ4Error) {
+        var context: OpaquePointer?
+        let created = LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))
+        if LZ4F_isError(created) != 0 || context == nil { throw LZ4Error(message: String(cString: LZ4F_getErrorName(created)), offset: 0) }
+        defer { LZ4F_freeDecompressionContext(context) }
+        var consumed = 0
+        while true {
+            let (hint, used, produced) = try step(context!, consumed)
+            if LZ4F_isError(hint) != 0 { throw LZ4Error(message: String(cString: LZ4F_getErrorName(hint)), offset: consumed) }
+            consumed += used
+            if hint == 0 { break }
+            if consumed == input.count && produced == 0 { throw LZ4Error(message: "the frame is truncated", offset: consumed) }
+        }
+        while consumed < input.count {
+            guard input.count - consumed >= 8,
+                  skippableMagic.contains(UInt32(littleEndian: input.loadUnaligned(fromByteOffset: consumed, as: UInt32.self))) else {
+                throw LZ4Error(message: "\(input.count - consumed) bytes after the end of the frame", offset: consumed)
+            }
+            let length = Int(UInt32(littleEndian: input.loadUnaligned(fromByteOffset: consumed + 4, as: UInt32.self)))
+            guard length <= input.count - consumed - 8 else { throw LZ4Error(message: "a skippable frame of \(length) bytes is truncated", offset: consumed) }
+            consumed += 8 + length
+        }
+    }
+}
+
+/// Decompresses one LZ4 frame whose bytes arrive piece by piece (read from a file while the
+/// output is used), into output buffers the caller places.
+///
+/// ```swift
+/// let decompressor = try LZ4FrameDecompressor()
+/// let step = try decompressor.decompress(arrived, into: free)   // as often as needed
+/// // step.consumed input bytes used, step.produced output bytes written, step.ended at the frame's end
+/// ```
+public final class LZ4FrameDecompressor {
+    private let context: OpaquePointer
+    /// Input consumed so far (where errors are reported).
+    public private(set) var consumed = 0
+
+    public init() throws(LZ4Error) {
+        var context: OpaquePointer?
+        let created = LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))
+        if LZ4F_isError(created) != 0 || context == nil { throw LZ4Error(message: String(cString: LZ4F_getErrorName(created)), offset: 0) }
+        self.context = context!
+    }
+
+    deinit { LZ4F_freeDecompressionContext(context) }
+
+    /// Decompresses what it can of `input` into `output`. Writes into `output` only; an empty
+    /// `output` still lets it read headers and checksums (and shows whether more content comes:
+    /// content with no room for it is an error).
+    public func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(LZ4Error) -> (consumed: Int, produced: Int, ended: Bool) {
+        var sourceSize = input.count
+        // With no room, one byte of scratch: a byte written there is content beyond the end.
+        var destinationSize = max(output.count, 1)
+        var spare: UInt8 = 0
+        let hint = withUnsafeMutableBytes(of: &spare) { spare in
+            LZ4F_decompress(context, output.count > 0 ? output.baseAddress : spare.baseAddress, &destinationSize,
+                            input.baseAddress, &sourceSize, nil)
+        }
+        if LZ4F_isError(hint) != 0 { throw LZ4Error(message: String(cString: LZ4F_getErrorName(hint)), offset: consumed) }
+        if output.count == 0 && destinationSize > 0 { throw LZ4Error(message: "more content than expected", offset: consumed) }
+        consumed += sourceSize
+        return (sourceSize, destinationSize, hint == 0)
     }
 }

@@ -9,7 +9,7 @@
 /// builder.append("b", Entry(value: .string("2"), version: 1), origin: 1)
 /// let table = try builder.build()   // throws on a key appended twice
 /// ```
-final class KeyTableBuilder {
+final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a time)
     /// A key appended twice, with the `origin` given for each (e.g. content offsets).
     struct DuplicateKey: Error {
         let key: Bytes
@@ -42,9 +42,10 @@ final class KeyTableBuilder {
 
     /// Adds a key; `origin` is reported if the key turns out to be there twice. (`hash` is for
     /// tests, which give colliding ones.)
-    func append(_ key: Bytes, _ entry: Entry, origin: Int, hash: UInt64? = nil) {
+    func append(_ key: consuming Bytes, _ entry: consuming Entry, origin: Int, hash: UInt64? = nil) {
         if count == capacity { grow() }
-        (items + count).initialize(to: KeyTableItem(hash: hash ?? KeyTable.hash(key), key: key, entry: entry))
+        let hash = hash ?? KeyTable.hash(key)
+        (items + count).initialize(to: KeyTableItem(hash: hash, key: key, entry: entry))
         origins[count] = origin
         count += 1
     }

@@ -1,0 +1,75 @@
+@testable import Cairn
+import CairnStorage
+import CairnTesting
+import Testing
+
+/// Decoding content while it arrives (a snapshot decompressed on another thread as it is read).
+@Suite struct SnapshotDecodingTests {
+    /// A state with records of every kind, one longer than the decoder's look-ahead.
+    func sample() throws -> (StoreState, [UInt8]) {
+        let store = try Store.open(directory: storeDirectory, options: StoreOptions(fsyncPolicy: .no, clock: ManualClock(), fileSystem: SimulatedFileSystem(), activeExpiry: false))
+        defer { try? store.close() }
+        for i in 0..<2000 { try store.set(Bytes("key:\(i)"), Bytes("value \(i)")) }
+        try store.set("big", Bytes([UInt8](repeating: 0x62, count: 600_000)))
+        _ = try store.execute([.inDatabase(3, .set("three", "3", condition: .always, expiry: .clear, returnOld: false))])
+        _ = try store.hset("hash", [("f", "v")])
+        try store.create("/a", data: "x")
+        try store.create("/a/b", data: "y")
+        let session = try store.createSession(timeout: 10_000)
+        try store.create("/a/e", kind: .ephemeral, session: session)
+        let state = store.stateView()
+        var content: [UInt8] = []
+        let header = SnapshotFormat.Header(index: 1, time: 0, keys: state.keyCount, nodes: state.tree.count, sessions: state.tree.sessions.count)
+        try SnapshotFormat.encode(state, header: header) { content.append(contentsOf: $0) }
+        return (state, content)
+    }
+
+    @Test(arguments: [1, 7, 4096, 300_000])
+    func contentArrivingInStepsDecodesToTheSameState(step: Int) throws {
+        let (state, content) = try sample()
+        var arrived = 0
+        var asked = 0
+        let decoded = try content.withUnsafeBytes { raw in
+            try SnapshotFormat.decode(SnapshotContentSource(base: raw.baseAddress!, total: raw.count, available: { wanted in
+                // Never more than asked for, never less than a step more (a producer that keeps up).
+                asked += 1
+                arrived = min(raw.count, max(arrived + step, min(wanted, arrived + 1 << 20)))
+                return arrived
+            }, checksum: { nil })).1
+        }
+        #expect(decoded == state)
+        #expect(asked > 1, "the decoder asked for more bytes as it went")
+    }
+
+    @Test func contentThatStopsArrivingIsAnErrorAtTheEndOfWhatArrived() throws {
+        let (_, content) = try sample()
+        let limit = content.count / 3
+        #expect(throws: SnapshotFormat.DecodeError.self) {
+            try content.withUnsafeBytes { raw in
+                try SnapshotFormat.decode(SnapshotContentSource(base: raw.baseAddress!, total: raw.count, available: { min($0, limit) }, checksum: { nil }))
+            }
+        }
+    }
+
+    @Test func aKeyRecordAfterTheZnodesIsRejected() throws {
+        let (state, _) = try sample()
+        var out = ContentWriter(chunkSize: 1 << 20)
+        var content: [UInt8] = []
+        let sink = ContentWriter.reading { content.append(contentsOf: $0) }
+        let header = SnapshotFormat.Header(index: 1, time: 0, keys: state.keyCount, nodes: state.tree.count, sessions: state.tree.sessions.count)
+        SnapshotFormat.encodeHeader(header, into: &out)
+        try SnapshotFormat.encodeNodes(state.tree.nodes, into: &out, sink)
+        for db in 0..<StoreState.databaseCount { try SnapshotFormat.encodeKeys(state.keyspace(db).entries, db: db, into: &out, sink) }
+        SnapshotFormat.encodeSessions(state.tree.sessions, into: &out)
+        out.byte(SnapshotFormat.endTag)
+        let crc = out.checksumBuffered()
+        withUnsafeBytes(of: crc.littleEndian) { out.raw(Array($0)) }
+        try out.flush(force: true, sink)
+        #expect {
+            try content.withUnsafeBytes { try SnapshotFormat.decode($0) }
+        } throws: { error in
+            guard case .malformed(let what, _) = error as? SnapshotFormat.DecodeError else { return false }
+            return what.contains("a key record after the znodes")
+        }
+    }
+}
