@@ -68,7 +68,7 @@ final class KeyTableNode: ManagedBuffer<KeyTableNodeHeader, KeyTableItem> {
     }
 
     deinit {
-        _ = withUnsafeMutablePointers { header, items in
+        withUnsafeMutablePointers { header, items in
             items.deinitialize(count: Int(header.pointee.itemCount))
             UnsafeMutableRawPointer(items + Int(header.pointee.itemCapacity))
                 .assumingMemoryBound(to: KeyTableNode.self).deinitialize(count: Int(header.pointee.childCount))

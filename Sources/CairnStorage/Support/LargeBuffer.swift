@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Memory for a buffer of many megabytes that is filled once (a snapshot's compressed file and
+/// its content on load): mapped directly and, on Linux, asked for transparent huge pages, so
+/// the kernel's first touch of it costs one fault per 2 MiB instead of one per 4 KiB (about
+/// 30k faults for a 117 MB file). Below 4 MiB it is plain `malloc` memory.
+///
+/// ```swift
+/// let buffer = LargeBuffer(byteCount: 117 << 20)
+/// defer { buffer.release() }
+/// fill(buffer.bytes)
+/// ```
+public struct LargeBuffer: @unchecked Sendable {
+    /// The memory (uninitialised).
+    public let bytes: UnsafeMutableRawBufferPointer
+    private let mapped: Bool
+
+    private static let mapFrom = 4 << 20
+
+    public init(byteCount: Int) {
+        precondition(byteCount >= 0)
+        if byteCount >= Self.mapFrom, let memory = Self.map(byteCount) {
+            bytes = UnsafeMutableRawBufferPointer(start: memory, count: byteCount)
+            mapped = true
+        } else {
+            let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 16)
+            bytes = UnsafeMutableRawBufferPointer(start: memory.baseAddress, count: byteCount)
+            mapped = false
+        }
+    }
+
+    private static func map(_ count: Int) -> UnsafeMutableRawPointer? {
+        let memory = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let memory, memory != MAP_FAILED else { return nil }
+        #if os(Linux)
+        // A hint: refused (transparent huge pages off), the memory is still good.
+        _ = madvise(memory, count, 14 /* MADV_HUGEPAGE */)
+        #endif
+        return memory
+    }
+
+    /// Gives the memory back (once).
+    public func release() {
+        if mapped { munmap(bytes.baseAddress, bytes.count) } else { bytes.baseAddress!.deallocate() }
+    }
+}
