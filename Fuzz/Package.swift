@@ -35,7 +35,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "FuzzSnapshotDecoder",
-            dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn), .product(name: "CairnStorage", package: cairn)]
+            dependencies: ["FuzzDriver", .product(name: "Cairn", package: cairn), .product(name: "CairnStorage", package: cairn),
+                           .product(name: "CairnTesting", package: cairn)]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,16 +1,29 @@
 import Cairn
 import CairnStorage
+import CairnTesting
 import FuzzDriver
+import SystemPackage
 
-/// Decodes arbitrary bytes as a snapshot: an LZ4 frame (decompressed with a bound) when they
-/// start with the frame's magic, else the content itself. Whatever decodes must re-encode to a
-/// content that decodes to the same state.
+/// Decodes arbitrary bytes as a snapshot: a snapshot file (an LZ4 frame, perhaps with the size
+/// frame after it) when they start with the frame's magic, else the content itself. A file
+/// must load the same way both ways: `SnapshotFile.read` (decoding while another thread
+/// decompresses, when the size frame is there) succeeds exactly when decompressing whole and
+/// decoding does, with the same state. Whatever decodes must re-encode to a content that
+/// decodes to the same state.
 public func fuzzSnapshotDecoder(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: count)
     let frameMagic: [UInt8] = [0x04, 0x22, 0x4D, 0x18]
     var content: [UInt8]
     if count >= 4 && bytes.prefix(4).elementsEqual(frameMagic) {
-        guard let decompressed = try? LZ4Frame.decompress(bytes, limit: 1 << 24) else { return 0 }
+        let disk = SimulatedFileSystem()
+        let path = FilePath("/fuzz.lz4")
+        disk.setContents(path, Array(bytes))
+        let whole = try? SnapshotFile.content(path, fileSystem: disk)
+        let wholeState = whole.flatMap { whole in try? whole.content.withUnsafeBytes { try SnapshotFormat.decode($0) } }
+        let read = try? SnapshotFile.read(path, fileSystem: disk)
+        precondition((read == nil) == (wholeState == nil), "SnapshotFile.read and a whole decompress + decode disagree on whether the file loads")
+        if let read, let wholeState { precondition(read.0 == wholeState.1 && read.1.header == wholeState.0, "the two loads give different states") }
+        guard let decompressed = whole?.content else { return 0 }
         content = decompressed
     } else {
         content = Array(bytes)

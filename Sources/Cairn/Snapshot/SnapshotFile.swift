@@ -234,7 +234,8 @@ public enum SnapshotFile {
                 progress(produced)
             }
             if step.ended {
-                guard consumed == frame.count else { throw LZ4Error(message: "\(frame.count - consumed) bytes after the end of the frame", offset: consumed) }
+                // Other skippable frames may sit between the frame and the size frame, as for any LZ4 reader.
+                try LZ4Frame.checkSkippableFrames(frame, from: consumed)
                 guard produced == output.count else { throw LZ4Error(message: "content of \(produced) bytes, the size frame says \(output.count)", offset: consumed) }
                 return crc
             }

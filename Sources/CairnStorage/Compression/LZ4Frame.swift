@@ -142,6 +142,13 @@ public enum LZ4Frame {
             if hint == 0 { break }
             if consumed == input.count && produced == 0 { throw LZ4Error(message: "the frame is truncated", offset: consumed) }
         }
+        try checkSkippableFrames(input, from: consumed)
+    }
+
+    /// Checks that the bytes of `input` from `offset` on are whole skippable frames (what may
+    /// follow a frame).
+    public static func checkSkippableFrames(_ input: UnsafeRawBufferPointer, from offset: Int) throws(LZ4Error) {
+        var consumed = offset
         while consumed < input.count {
             guard input.count - consumed >= 8,
                   skippableMagic.contains(UInt32(littleEndian: input.loadUnaligned(fromByteOffset: consumed, as: UInt32.self))) else {
