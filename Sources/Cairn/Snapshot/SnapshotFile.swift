@@ -176,7 +176,7 @@ public enum SnapshotFile {
     ) throws(SnapshotError) -> (SnapshotFormat.Header, StoreState) {
         let frameBytes = fileBytes - SnapshotFormat.sizeFrameBytes
         // Both buffers on huge pages where the kernel allows: load 0.27-0.29 -> 0.25-0.27 s.
-        let inputBuffer = LargeBuffer(byteCount: frameBytes)
+        guard let inputBuffer = LargeBuffer(byteCount: frameBytes) else { throw .disk(DiskError(.read, file.path, .noMemory)) }
         defer { inputBuffer.release() }
         let input = inputBuffer.bytes
         var read = 0
@@ -186,7 +186,10 @@ public enum SnapshotFile {
             guard n > 0 else { throw .compression(file: name, LZ4Error(message: "the file ended at byte \(read), before its \(frameBytes) bytes of frame", offset: read)) }
             read += n
         }
-        let contentBuffer = LargeBuffer(byteCount: size)
+        // The size frame has no checksum of its own: a size no memory can hold is a damaged file.
+        guard let contentBuffer = LargeBuffer(byteCount: size) else {
+            throw .compression(file: name, LZ4Error(message: "the size frame claims \(size) content bytes, more than can be allocated", offset: frameBytes))
+        }
         defer { contentBuffer.release() }
         let content = contentBuffer.bytes
         let progress = DecompressProgress()
@@ -265,8 +268,14 @@ final class DecompressProgress: @unchecked Sendable {
         }
     }
 
-    /// The CRC32C of the content but its last 4 bytes, once all of it is decompressed.
-    var checksum: UInt32? { lock.withLock { crc } }
+    /// The CRC32C of the content but its last 4 bytes: waits for the decompressor to finish
+    /// (it still checks the frame's end after the last bytes), nil if it failed.
+    var checksum: UInt32? {
+        lock.withLock {
+            while !ended { lock.wait() }
+            return crc
+        }
+    }
     var failure: SnapshotError? { lock.withLock { error } }
 }
 

@@ -82,7 +82,7 @@ extension SnapshotFormat {
         var visible = source.available(min(total, lookahead))
         func bytes(_ count: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: source.base, count: count) }
         guard total >= magic.count + 1 + 5 else {
-            throw total >= magic.count && magic.indices.allSatisfy({ bytes(visible)[$0] == magic[$0] })
+            throw visible >= magic.count && magic.indices.allSatisfy({ bytes(visible)[$0] == magic[$0] })
                 ? .malformed("truncated", offset: total) : .notASnapshot
         }
         var reader = TxnCodec.Reader(bytes: bytes(visible))
@@ -98,7 +98,8 @@ extension SnapshotFormat {
         var state = StoreState()
         var keyTables: [KeyTableBuilder?] = Array(repeating: nil, count: StoreState.databaseCount)
         // Database 0's builder held apart: taking it out of the array per key retained it.
-        let keys0 = KeyTableBuilder(capacity: min(header.keys, 1 << 24))
+        // (Reserved up to a million keys: the count comes from the file; beyond, the builder grows.)
+        let keys0 = KeyTableBuilder(capacity: min(header.keys, 1 << 20))
         keyTables[0] = keys0
         var building: [(db: Int, job: BuildJob)] = []
         defer { for (_, job) in building { _ = job.result() } }
@@ -218,7 +219,9 @@ extension SnapshotFormat {
             do {
                 return try record(&reader, start: start)
             } catch {
-                let more = visible < source.total ? source.available(min(source.total, visible + lookahead)) : visible
+                // The wait grows with the record, so a record of n bytes is parsed O(log n) times.
+                let wanted = visible + max(lookahead, visible - start)
+                let more = visible < source.total ? source.available(min(source.total, wanted)) : visible
                 guard more > visible else { throw error }
                 visible = more
                 reader.bytes = UnsafeRawBufferPointer(start: source.base, count: visible)

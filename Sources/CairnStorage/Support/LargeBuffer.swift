@@ -10,7 +10,7 @@ import Darwin
 /// 30k faults for a 117 MB file). Below 4 MiB it is plain `malloc` memory.
 ///
 /// ```swift
-/// let buffer = LargeBuffer(byteCount: 117 << 20)
+/// guard let buffer = LargeBuffer(byteCount: 117 << 20) else { throw ... }  // nil: no memory
 /// defer { buffer.release() }
 /// fill(buffer.bytes)
 /// ```
@@ -21,14 +21,15 @@ public struct LargeBuffer: @unchecked Sendable {
 
     private static let mapFrom = 4 << 20
 
-    public init(byteCount: Int) {
+    /// Nil when the memory cannot be had (a size read from a damaged file must not trap).
+    public init?(byteCount: Int) {
         precondition(byteCount >= 0)
         if byteCount >= Self.mapFrom, let memory = Self.map(byteCount) {
             bytes = UnsafeMutableRawBufferPointer(start: memory, count: byteCount)
             mapped = true
         } else {
-            let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 16)
-            bytes = UnsafeMutableRawBufferPointer(start: memory.baseAddress, count: byteCount)
+            guard let memory = malloc(max(byteCount, 1)) else { return nil }
+            bytes = UnsafeMutableRawBufferPointer(start: memory, count: byteCount)
             mapped = false
         }
     }
@@ -45,6 +46,6 @@ public struct LargeBuffer: @unchecked Sendable {
 
     /// Gives the memory back (once).
     public func release() {
-        if mapped { munmap(bytes.baseAddress, bytes.count) } else { bytes.baseAddress!.deallocate() }
+        if mapped { munmap(bytes.baseAddress, bytes.count) } else { free(bytes.baseAddress) }
     }
 }
