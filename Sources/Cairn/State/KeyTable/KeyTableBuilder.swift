@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Builds a ``KeyTable`` from many keys at once (a snapshot's load): the keys are gathered,
 /// partitioned by hash digit level by level (a radix sort over the hashes), and every node is
 /// made once at its final size, the items moved into it. Inserting them one by one walks a path
@@ -19,9 +21,12 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
 
     private struct Slot {
         var hash: UInt64
-        /// Index of the item, or -1 once moved into a node.
+        /// Index of the item.
         var index: Int
     }
+
+    /// In `origins`, an item moved into a node (so not freed again after a failure).
+    private static let movedMark = Int.min
 
     private var items: UnsafeMutablePointer<KeyTableItem>
     private var origins: UnsafeMutablePointer<Int>
@@ -43,6 +48,7 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
     /// Adds a key; `origin` is reported if the key turns out to be there twice. (`hash` is for
     /// tests, which give colliding ones.)
     func append(_ key: consuming Bytes, _ entry: consuming Entry, origin: Int, hash: UInt64? = nil) {
+        precondition(origin != Self.movedMark, "origin \(origin) is reserved")
         if count == capacity { grow() }
         let hash = hash ?? KeyTable.hash(key)
         (items + count).initialize(to: KeyTableItem(hash: hash, key: key, entry: entry))
@@ -82,34 +88,36 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
             return KeyTable(root: root, count: n)
         } catch {
             // Nodes made so far own their items (and free them); the rest are still here.
-            for i in 0..<n where slots[i].index >= 0 { (items + slots[i].index).deinitialize(count: 1) }
+            for i in 0..<n where origins[i] != Self.movedMark { (items + i).deinitialize(count: 1) }
             count = 0
             throw error
         }
     }
 
-    /// The node at `shift` for the slots in `range` (whose hashes agree below `shift`).
     private static let countersPerLevel = 96
 
-    private func node(_ slots: UnsafeMutablePointer<Slot>, _ scratch: UnsafeMutablePointer<Slot>, _ counters: UnsafeMutablePointer<Int>,
+    /// The node at `shift` for the slots in `range` of `source` (whose hashes agree below
+    /// `shift`). The slots are partitioned by this level's digit into `target`, whose ranges
+    /// the children then partition back into `source` (no copying back).
+    private func node(_ source: UnsafeMutablePointer<Slot>, _ target: UnsafeMutablePointer<Slot>, _ counters: UnsafeMutablePointer<Int>,
                       _ range: Range<Int>, shift: Int) throws(DuplicateKey) -> KeyTableNode {
         if shift >= KeyTableNode.collisionShift {
             // Every hash here is the same: the keys must differ, checked before any moves.
             for i in range {
-                for j in (i + 1)..<range.upperBound where items[slots[i].index].key == items[slots[j].index].key {
-                    let (a, b) = (origins[slots[i].index], origins[slots[j].index])
-                    throw DuplicateKey(key: items[slots[i].index].key, firstOrigin: min(a, b), secondOrigin: max(a, b))
+                for j in (i + 1)..<range.upperBound where items[source[i].index].key == items[source[j].index].key {
+                    let (a, b) = (origins[source[i].index], origins[source[j].index])
+                    throw DuplicateKey(key: items[source[i].index].key, firstOrigin: min(a, b), secondOrigin: max(a, b))
                 }
             }
             let node = KeyTableNode.make(itemCapacity: range.count, childCapacity: 0, isCollision: true)
-            for i in range { move(&slots[i], into: node) }
+            for i in range { move(source[i].index, into: node) }
             return node
         }
-        // Counting sort of the range by this level's digit, through the scratch space.
+        // Counting sort of the range by this level's digit.
         let counts = counters + Self.countersPerLevel * (shift / KeyTableNode.bitsPerLevel)
         let starts = counts + 32, next = counts + 64
         counts.initialize(repeating: 0, count: 32)
-        for i in range { counts[Int((slots[i].hash &>> UInt64(shift)) & 31)] += 1 }
+        for i in range { counts[Int((source[i].hash &>> UInt64(shift)) & 31)] += 1 }
         var offset = range.lowerBound
         var itemMap: UInt32 = 0, childMap: UInt32 = 0
         for digit in 0..<32 {
@@ -119,32 +127,43 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
         }
         next.update(from: starts, count: 32)
         for i in range {
-            let digit = Int((slots[i].hash &>> UInt64(shift)) & 31)
-            scratch[next[digit]] = slots[i]
+            let digit = Int((source[i].hash &>> UInt64(shift)) & 31)
+            target[next[digit]] = source[i]
             next[digit] += 1
         }
-        (slots + range.lowerBound).update(from: scratch + range.lowerBound, count: range.count)
 
         let node = KeyTableNode.make(itemCapacity: itemMap.nonzeroBitCount, childCapacity: childMap.nonzeroBitCount)
         node.head.pointee.itemMap = itemMap
         node.head.pointee.childMap = childMap
-        for digit in 0..<32 where counts[digit] > 0 {
-            let start = starts[digit]
-            if counts[digit] == 1 {
-                move(&slots[start], into: node)
-            } else {
-                let child = try self.node(slots, scratch, counters, start..<(start + counts[digit]), shift: shift + KeyTableNode.bitsPerLevel)
-                (node.children + node.childCount).initialize(to: child)
-                node.head.pointee.childCount += 1
-            }
+        // This node's own items first (they lie scattered in the buffer: all prefetched, then
+        // moved), then the children, each in digit order.
+        var map = itemMap
+        while map != 0 {
+            let item = UnsafeRawPointer(items + target[starts[map.trailingZeroBitCount]].index)
+            cairn_prefetch(item)
+            cairn_prefetch(item + MemoryLayout<KeyTableItem>.stride - 1)
+            map &= map - 1
+        }
+        map = itemMap
+        while map != 0 {
+            move(target[starts[map.trailingZeroBitCount]].index, into: node)
+            map &= map - 1
+        }
+        map = childMap
+        while map != 0 {
+            let digit = map.trailingZeroBitCount
+            let child = try self.node(target, source, counters, starts[digit]..<(starts[digit] + counts[digit]), shift: shift + KeyTableNode.bitsPerLevel)
+            (node.children + node.childCount).initialize(to: child)
+            node.head.pointee.childCount += 1
+            map &= map - 1
         }
         return node
     }
 
-    /// Moves the slot's item to the end of `node`'s items and marks the slot moved.
-    private func move(_ slot: inout Slot, into node: KeyTableNode) {
-        (node.items + node.itemCount).moveInitialize(from: items + slot.index, count: 1)
+    /// Moves item `index` to the end of `node`'s items and marks it moved.
+    private func move(_ index: Int, into node: KeyTableNode) {
+        (node.items + node.itemCount).moveInitialize(from: items + index, count: 1)
         node.head.pointee.itemCount += 1
-        slot.index = -1
+        origins[index] = Self.movedMark
     }
 }
