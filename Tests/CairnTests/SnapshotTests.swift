@@ -352,6 +352,36 @@ import Testing
         }
     }
 
+    /// A file larger than one read piece (4 MiB) is read on a thread of its own while another
+    /// decompresses and this one decodes: the same state; a read that fails partway is a disk
+    /// error naming the file, with every thread stopped before the buffers go.
+    @Test func aLargeSnapshotLoadsThroughThreeThreadsAndAReadErrorStopsThem() throws {
+        let disk = SimulatedFileSystem()
+        let clock = ManualClock()
+        let store = try Store.open(directory: storeDirectory, options: options(disk, clock, policy: .no, segmentSize: 32 << 20))
+        var rng = SplitMix64(seed: 11)
+        // Random bytes do not compress: the file is about 10 MB.
+        for i in 0..<5 { try store.set(Bytes("blob:\(i)"), Bytes((0..<(2 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })) }
+        for i in 0..<5000 { try store.set(Bytes("key:\(i)"), Bytes("value \(i)")) }
+        let stats = try store.snapshot()
+        let expected = store.stateView()
+        try store.close()
+        let path = storeDirectory.appending(stats.file)
+        #expect(stats.fileBytes > 8 << 20)
+        #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
+        // The third read of the file fails (the size frame, then two pieces, are read first).
+        disk.inject(.init(.read, pathContains: stats.file, errno: .ioError, skip: 2, count: 1))
+        do {
+            _ = try SnapshotFile.read(path, fileSystem: disk)
+            Issue.record("a failed read went unnoticed")
+        } catch {
+            guard case .disk(let failure) = error else { Issue.record("unexpected \(error)"); return }
+            #expect(failure.path.string.hasSuffix(stats.file) && failure.errno == .ioError)
+        }
+        disk.clearFaults()
+        #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
+    }
+
     /// Seeds for Fuzz/Corpus/snapshot: `CAIRN_WRITE_SNAPSHOT_SEEDS=$PWD/Fuzz/Corpus/snapshot swift test --filter writeSeedsWhenAsked`.
     @Test func writeSeedsWhenAsked() throws {
         guard let folder = ProcessInfo.processInfo.environment["CAIRN_WRITE_SNAPSHOT_SEEDS"] else { return }

@@ -126,9 +126,9 @@ public enum SnapshotFile {
     }
 
     /// Reads, verifies and decodes a snapshot file. With the size frame at its end (see
-    /// ``SnapshotFormat``), another thread decompresses the file into a buffer of that size
-    /// while this one decodes what has arrived; without it, the content is decompressed whole
-    /// first.
+    /// ``SnapshotFormat``), other threads read and decompress the file into a buffer of that
+    /// size while this one decodes what has arrived; without it, the content is decompressed
+    /// whole first.
     public static func read(_ path: FilePath, fileSystem: any FileSystem) throws(SnapshotError) -> (StoreState, Stats) {
         let started = monotonicNanoseconds()
         let name = path.lastComponent?.string ?? path.string
@@ -167,10 +167,10 @@ public enum SnapshotFile {
                              seconds: Double(monotonicNanoseconds() - started) / 1e9))
     }
 
-    /// Reads the LZ4 frame of `file`, then decompresses it on another thread into a buffer of
-    /// `contentBytes` while this thread decodes; that thread also keeps the content's checksum
-    /// as it goes. (Reading the file on that thread as well, 4 MiB at a time, was slower: the
-    /// decoder caught up with the decompressor and waited.)
+    /// Three threads in a pipeline: one reads the file's LZ4 frame, one decompresses what has
+    /// been read into a buffer of `contentBytes` (keeping the content's checksum), and this one
+    /// decodes what has been decompressed. (The decompressing thread doing the reads as well
+    /// was slower: the decoder caught up with it and waited.)
     private static func decodeWhileDecompressing(
         _ file: any DiskFile, fileBytes: Int, contentBytes size: Int, name: String
     ) throws(SnapshotError) -> (SnapshotFormat.Header, StoreState) {
@@ -179,27 +179,52 @@ public enum SnapshotFile {
         guard let inputBuffer = LargeBuffer(byteCount: frameBytes) else { throw .disk(DiskError(.read, file.path, .noMemory)) }
         defer { inputBuffer.release() }
         let input = inputBuffer.bytes
-        var read = 0
-        while read < frameBytes {
-            let n: Int
-            do { n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: input[read..<frameBytes]), at: read) } catch { throw .disk(error) }
-            guard n > 0 else { throw .compression(file: name, LZ4Error(message: "the file ended at byte \(read), before its \(frameBytes) bytes of frame", offset: read)) }
-            read += n
+        // The file is read on a thread of its own, 4 MiB at a time, so that decompression (and
+        // so decoding) starts after the first piece, not the whole file (load 0.24 -> 0.22 s in
+        // eight interleaved pairs). A small file is read here at once.
+        let readProgress = LoadProgress()
+        let readFinished = Latch()
+        nonisolated(unsafe) let (readInput, readFile) = (input, file)
+        let piece = 4 << 20
+        let readAll: @Sendable () -> Void = {
+            var read = 0
+            while read < frameBytes {
+                let n: Int
+                do throws(DiskError) {
+                    n = try readFile.read(into: UnsafeMutableRawBufferPointer(rebasing: readInput[read..<min(frameBytes, read + piece)]), at: read)
+                } catch { readProgress.fail(.disk(error)); return }
+                guard n > 0 else {
+                    readProgress.fail(.compression(file: name, LZ4Error(message: "the file ended at byte \(read), before its \(frameBytes) bytes of frame", offset: read)))
+                    return
+                }
+                read += n
+                readProgress.publish(read)
+            }
+            readProgress.finish()
         }
+        if frameBytes > piece {
+            startThread(name: "cairn-snapshot-read") { readAll(); readFinished.raise() }
+        } else {
+            readAll()
+            readFinished.raise()
+            if let failure = readProgress.failure { throw failure }
+        }
+        defer { readFinished.wait() }
         // The size frame has no checksum of its own: a size no memory can hold is a damaged file.
         guard let contentBuffer = LargeBuffer(byteCount: size) else {
             throw .compression(file: name, LZ4Error(message: "the size frame claims \(size) content bytes, more than can be allocated", offset: frameBytes))
         }
         defer { contentBuffer.release() }
         let content = contentBuffer.bytes
-        let progress = DecompressProgress()
+        let progress = LoadProgress()
         let finished = Latch()
         nonisolated(unsafe) let (frame, output) = (UnsafeRawBufferPointer(rebasing: input[0..<frameBytes]), UnsafeMutableRawBufferPointer(rebasing: content[0..<size]))
         startThread(name: "cairn-snapshot-lz4d") {
             defer { finished.raise() }
             do throws(LZ4Error) {
-                progress.finish(checksum: try decompress(frame, into: output) { produced in progress.publish(produced) })
-            } catch { progress.fail(.compression(file: name, error)) }
+                // (Input is waited for a piece ahead of what has been used.)
+                progress.finish(checksum: try decompress(frame, present: { readProgress.wait(atLeast: min(frame.count, $0 + piece)) }, into: output) { produced in progress.publish(produced) })
+            } catch { progress.fail(readProgress.failure ?? .compression(file: name, error)) }
         }
         // The other thread is done with the buffers before they are freed, whatever happens here.
         defer { finished.wait() }
@@ -220,14 +245,15 @@ public enum SnapshotFile {
     /// `progress` the content bytes there after each; returns the CRC32C of the content but its
     /// last 4 bytes.
     private static func decompress(
-        _ frame: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, progress: (Int) -> Void
+        _ frame: UnsafeRawBufferPointer, present: (Int) -> Int, into output: UnsafeMutableRawBufferPointer, progress: (Int) -> Void
     ) throws(LZ4Error) -> UInt32 {
         let decompressor = try LZ4FrameDecompressor()
         let checksummed = max(0, output.count - 4)
         var crc: UInt32 = 0
         var consumed = 0, produced = 0
         while true {
-            let step = try decompressor.decompress(UnsafeRawBufferPointer(rebasing: frame[consumed...]),
+            let there = present(consumed)
+            let step = try decompressor.decompress(UnsafeRawBufferPointer(rebasing: frame[consumed..<there]),
                                                    into: UnsafeMutableRawBufferPointer(rebasing: output[produced..<min(produced + (1 << 20), output.count)]))
             consumed += step.consumed
             if step.produced > 0 {
@@ -242,14 +268,14 @@ public enum SnapshotFile {
                 guard produced == output.count else { throw LZ4Error(message: "content of \(produced) bytes, the size frame says \(output.count)", offset: consumed) }
                 return crc
             }
-            if step.consumed == 0 && step.produced == 0 { throw LZ4Error(message: "the frame is truncated", offset: consumed) }
+            if step.consumed == 0 && step.produced == 0 && present(consumed) == there { throw LZ4Error(message: "the frame is truncated", offset: consumed) }
         }
     }
 }
 
-/// How far a snapshot's decompression has got, shared by the decompressing thread and the
-/// decoder waiting on it.
-final class DecompressProgress: @unchecked Sendable {
+/// How far a thread of a snapshot's load has got (bytes of the file read, bytes of content
+/// decompressed), shared with the thread waiting on it.
+final class LoadProgress: @unchecked Sendable {
     private let lock = ConditionLock()
     private var produced = 0
     private var ended = false
@@ -257,7 +283,7 @@ final class DecompressProgress: @unchecked Sendable {
     private var error: SnapshotError?
 
     func publish(_ count: Int) { lock.withLock { produced = count; lock.broadcast() } }
-    func finish(checksum: UInt32) { lock.withLock { crc = checksum; ended = true; lock.broadcast() } }
+    func finish(checksum: UInt32? = nil) { lock.withLock { crc = checksum; ended = true; lock.broadcast() } }
     func fail(_ failure: SnapshotError) { lock.withLock { error = failure; ended = true; lock.broadcast() } }
 
     /// Waits until `count` bytes are there or no more will come; the bytes there.
@@ -268,8 +294,9 @@ final class DecompressProgress: @unchecked Sendable {
         }
     }
 
-    /// The CRC32C of the content but its last 4 bytes: waits for the decompressor to finish
-    /// (it still checks the frame's end after the last bytes), nil if it failed.
+    /// The CRC32C the producer kept (the decompressor: of the content but its last 4 bytes);
+    /// waits for it to finish (it still checks the frame's end after the last bytes), nil if
+    /// it failed.
     var checksum: UInt32? {
         lock.withLock {
             while !ended { lock.wait() }
@@ -413,5 +440,6 @@ final class Counter: @unchecked Sendable {
     func add(_ amount: Int) -> Int { lock.withLock { total += amount; return total } }
     var value: Int { lock.withLock { total } }
 }
+
 
 
