@@ -125,3 +125,30 @@ import Testing
         #expect(builder.count == 0, "the builder lets go of every item, moved or not")
     }
 }
+
+/// The keyspace's SipHash against the reference implementation's published SipHash-2-4
+/// vectors (key 00..0f, messages 00, 00 01, ...), then the 1-3 variant the tables use.
+@Suite struct KeyHashTests {
+    static let referenceKey: (UInt64, UInt64) = (0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908)
+
+    func siphash24(_ length: Int) -> UInt64 {
+        let message = (0..<length).map { UInt8($0) }
+        return message.withUnsafeBytes { KeyHash.siphash($0, key: Self.referenceKey, compressionRounds: 2, finalizationRounds: 4) }
+    }
+
+    @Test func matchesTheReferenceVectors() {
+        #expect(siphash24(0) == 0x726f_db47_dd0e_0e31)
+        #expect(siphash24(1) == 0x74f8_39c5_93dc_67fd)
+        #expect(siphash24(15) == 0xa129_ca61_49be_45e5, "the SipHash paper's own example")
+    }
+
+    @Test func theTablesHashSpreadsAndDependsOnEveryByte() {
+        // Stable within the process; every byte and the length matter; digits spread evenly.
+        #expect(KeyHash.hash("user:1") == KeyHash.hash("user:1"))
+        #expect(KeyHash.hash("user:1") != KeyHash.hash("user:2") && KeyHash.hash("") != KeyHash.hash(Bytes([0])))
+        #expect(KeyHash.hash(Bytes([0])) != KeyHash.hash(Bytes([0, 0])))
+        var buckets = [Int](repeating: 0, count: 32)
+        for i in 0..<32_000 { buckets[Int(KeyHash.hash(Bytes("key:\(i)")) & 31)] += 1 }
+        #expect(buckets.allSatisfy { $0 > 800 && $0 < 1200 }, "\(buckets)")
+    }
+}

@@ -33,13 +33,9 @@ public struct KeyTable: @unchecked Sendable {
 
     @inlinable public var isEmpty: Bool { count == 0 }
 
-    /// The hash a key is placed by (Swift's per-process seeded SipHash of its bytes: keys chosen
-    /// by a client cannot be aimed at one slot).
-    @inlinable static func hash(_ key: Bytes) -> UInt64 {
-        var hasher = Hasher()
-        key.storage.withUnsafeBytes { hasher.combine(bytes: $0) }
-        return UInt64(bitPattern: Int64(hasher.finalize()))
-    }
+    /// The hash a key is placed by (SipHash-1-3 under a per-process random key, ``KeyHash``:
+    /// keys chosen by a client cannot be aimed at one slot).
+    @inlinable static func hash(_ key: Bytes) -> UInt64 { KeyHash.hash(key) }
 
     // MARK: Reading
 
