@@ -91,6 +91,7 @@ public struct SnapshotBenchmark: Sendable {
             }
             let decompress = SnapshotBenchmark.median(ourDecompress), load = SnapshotBenchmark.median(ourLoad)
             out.append(String(format: "snapshot load: LZ4 frame decompress %.3f s = %@; + decode into the state %.3f s = %@", decompress, rate(ourDecompress), load, rate(ourLoad)))
+            out.append("  rounds: " + ourLoad.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             if toolFound {
                 let tool = SnapshotBenchmark.median(toolDecompress)
                 out.append(String(format: "lz4 -d on the same file: %.3f s = %@ -> decompress %.0f%%, full load %.0f%% of it (target >= 50%%)",
