@@ -47,9 +47,6 @@ extension KeyTable: Sequence {
 
     public var underestimatedCount: Int { count }
 
-    /// Every key, in iteration order.
-    public var keys: [Bytes] { map(\.key) }
-
     /// Runs `body` on every item in place, without copying it out first, and prefetches the
     /// key and value objects of the items a few places ahead: the walk of a large table is bound
     /// by cache misses on those objects, and each copy's reference count is an atomic

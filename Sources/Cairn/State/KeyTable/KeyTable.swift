@@ -126,9 +126,6 @@ public struct KeyTable: @unchecked Sendable {
         return removed
     }
 
-    /// Removes every key.
-    @inlinable public mutating func removeAll() { self = KeyTable() }
-
     /// Finds `key` below `root` (copying shared nodes on the way), inserting `defaultValue()`
     /// when absent, and runs `body` on the entry in place (told whether it was just inserted).
     /// A loop, not a recursion: the caller's closures are inlined into it.

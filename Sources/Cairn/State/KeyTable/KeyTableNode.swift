@@ -110,10 +110,9 @@ final class KeyTableNode: ManagedBuffer<KeyTableNodeHeader, KeyTableItem> {
     // MARK: Copies and growth
 
     /// A copy sharing every item's value and every child (for a node referenced elsewhere),
-    /// with room for at least the given counts.
-    @inlinable func copy(itemCapacity: Int? = nil, childCapacity: Int? = nil) -> KeyTableNode {
-        let copy = KeyTableNode.make(itemCapacity: max(itemCapacity ?? itemCount, itemCount),
-                                     childCapacity: max(childCapacity ?? childCount, childCount), isCollision: head.pointee.isCollision)
+    /// exactly as large as its content.
+    @inlinable func copy() -> KeyTableNode {
+        let copy = KeyTableNode.make(itemCapacity: itemCount, childCapacity: childCount, isCollision: head.pointee.isCollision)
         copy.items.initialize(from: items, count: itemCount)
         copy.children.initialize(from: children, count: childCount)
         copy.head.pointee.itemMap = head.pointee.itemMap
