@@ -153,10 +153,7 @@ public enum SnapshotFile {
             }
             (header, state) = try decodeWhileDecompressing(file, fileBytes: fileBytes, contentBytes: size, name: name)
         } else {
-            var compressed: [UInt8] = []
-            do { _ = try file.readAll(into: &compressed) } catch { throw .disk(error) }
-            let content: [UInt8]
-            do throws(LZ4Error) { content = try withBytes(compressed) { (raw) throws(LZ4Error) in try LZ4Frame.decompress(raw) } } catch { throw .compression(file: name, error) }
+            let content = try Self.content(path, fileSystem: fileSystem).content
             contentBytes = content.count
             do throws(SnapshotFormat.DecodeError) {
                 (header, state) = try withBytes(content) { (raw) throws(SnapshotFormat.DecodeError) in try SnapshotFormat.decode(raw) }
@@ -184,14 +181,14 @@ public enum SnapshotFile {
         // eight interleaved pairs). A small file is read here at once.
         let readProgress = LoadProgress()
         let readFinished = Latch()
-        nonisolated(unsafe) let (readInput, readFile) = (input, file)
+        nonisolated(unsafe) let readInput = input
         let piece = 4 << 20
         let readAll: @Sendable () -> Void = {
             var read = 0
             while read < frameBytes {
                 let n: Int
                 do throws(DiskError) {
-                    n = try readFile.read(into: UnsafeMutableRawBufferPointer(rebasing: readInput[read..<min(frameBytes, read + piece)]), at: read)
+                    n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: readInput[read..<min(frameBytes, read + piece)]), at: read)
                 } catch { readProgress.fail(.disk(error)); return }
                 guard n > 0 else {
                     readProgress.fail(.compression(file: name, LZ4Error(message: "the file ended at byte \(read), before its \(frameBytes) bytes of frame", offset: read)))

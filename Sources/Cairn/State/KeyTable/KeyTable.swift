@@ -162,8 +162,7 @@ public struct KeyTable: @unchecked Sendable {
             var entry = defaultValue()
             let result = try body(&entry, true)
             KeyTableNode.makeRoom(&node, items: 1, children: 0)
-            (node.items + node.itemCount).initialize(to: KeyTableItem(hash: hash, key: key, entry: entry))
-            node.head.pointee.itemCount += 1
+            node.insertItem(KeyTableItem(hash: hash, key: key, entry: entry), at: node.itemCount, bit: 0)
             return result
         }
         let bit = KeyTableNode.bit(hash, shift: shift)
@@ -219,10 +218,7 @@ public struct KeyTable: @unchecked Sendable {
         if node.head.pointee.isCollision {
             let items = node.items
             for i in 0..<node.itemCount where items[i].hash == hash && items[i].key == key {
-                let item = (items + i).move()
-                (items + i).moveInitialize(from: items + i + 1, count: node.itemCount - i - 1)
-                node.head.pointee.itemCount -= 1
-                return item.entry
+                return node.removeItem(at: i, bit: 0).entry
             }
             return nil
         }

@@ -115,10 +115,7 @@ final class KeyTableNode: ManagedBuffer<KeyTableNodeHeader, KeyTableItem> {
         let copy = KeyTableNode.make(itemCapacity: itemCount, childCapacity: childCount, isCollision: head.pointee.isCollision)
         copy.items.initialize(from: items, count: itemCount)
         copy.children.initialize(from: children, count: childCount)
-        copy.head.pointee.itemMap = head.pointee.itemMap
-        copy.head.pointee.childMap = head.pointee.childMap
-        copy.head.pointee.itemCount = head.pointee.itemCount
-        copy.head.pointee.childCount = head.pointee.childCount
+        copy.takeMapsAndCounts(of: self)
         return copy
     }
 
@@ -128,13 +125,19 @@ final class KeyTableNode: ManagedBuffer<KeyTableNodeHeader, KeyTableItem> {
         let bigger = KeyTableNode.make(itemCapacity: itemCapacity, childCapacity: childCapacity, isCollision: head.pointee.isCollision)
         bigger.items.moveInitialize(from: items, count: itemCount)
         bigger.children.moveInitialize(from: children, count: childCount)
-        bigger.head.pointee.itemMap = head.pointee.itemMap
-        bigger.head.pointee.childMap = head.pointee.childMap
-        bigger.head.pointee.itemCount = head.pointee.itemCount
-        bigger.head.pointee.childCount = head.pointee.childCount
+        bigger.takeMapsAndCounts(of: self)
         head.pointee.itemCount = 0
         head.pointee.childCount = 0
         return bigger
+    }
+
+    /// The maps and counts of `other`, whose items and children this node has just been given
+    /// (its own capacities stay).
+    @inlinable func takeMapsAndCounts(of other: KeyTableNode) {
+        head.pointee.itemMap = other.head.pointee.itemMap
+        head.pointee.childMap = other.head.pointee.childMap
+        head.pointee.itemCount = other.head.pointee.itemCount
+        head.pointee.childCount = other.head.pointee.childCount
     }
 
     /// Room for `room` more items and `childRoom` more children; grows by doubling (a node takes
@@ -149,7 +152,8 @@ final class KeyTableNode: ManagedBuffer<KeyTableNodeHeader, KeyTableItem> {
 
     // MARK: Edits of a node referenced once
 
-    /// Inserts `item` at slot `index` of the items (room must be there), setting `bit`.
+    /// Inserts `item` at slot `index` of the items (room must be there), setting `bit` (0 in a
+    /// collision node, which has no map).
     @inlinable func insertItem(_ item: consuming KeyTableItem, at index: Int, bit: UInt32) {
         assert(itemCount < Int(head.pointee.itemCapacity) && head.pointee.itemMap & bit == 0 && head.pointee.childMap & bit == 0)
         let base = items
@@ -159,7 +163,7 @@ final class KeyTableNode: ManagedBuffer<KeyTableNodeHeader, KeyTableItem> {
         head.pointee.itemMap |= bit
     }
 
-    /// Removes and returns the item at slot `index`, clearing `bit`.
+    /// Removes and returns the item at slot `index`, clearing `bit` (0 in a collision node).
     @inlinable func removeItem(at index: Int, bit: UInt32) -> KeyTableItem {
         assert(index < itemCount)
         let base = items
