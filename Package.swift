@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // Cairn: a persistent storage engine with a log-structured core.
 // Layers point down only (see docs/ARCHITECTURE.md):
-//   cairn (CLI) → CairnStorage → CLZ4 / CCRC32C; Cairn also → CPrefetch
+//   cairn (CLI) → CairnStorage → CLZ4 / CCRC32C; Cairn also → CPrefetch; cairn alone → CMimalloc
 //   CairnTesting (simulated disk, checkers) is shared by tests, benchmarks, drills and fuzzers.
 import PackageDescription
 
@@ -34,6 +34,13 @@ let package = Package(
             name: "CLZ4",
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
+        ),
+        // Debian's mimalloc, the `cairn` executable's allocator (see Sources/CMimalloc/shim.h):
+        // the snapshot load allocates a million small objects, and glibc's malloc took a quarter
+        // of its time.
+        .systemLibrary(
+            name: "CMimalloc",
+            providers: [.apt(["libmimalloc-dev"])]
         ),
         // CRC32C with the SSE4.2 / ARMv8 instruction and a slicing-by-8 fallback.
         .target(
@@ -101,6 +108,7 @@ let package = Package(
                 "Cairn",
                 "CairnServer",
                 "CairnBench",
+                "CMimalloc",
                 .product(name: "Logging", package: "swift-log"),
                 "CairnTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -20,6 +20,8 @@ public struct RESPServerOptions: Sendable {
     /// Where `cairn_resp_commands` (a counter) and `cairn_resp_commit_wait` (a timer per write
     /// batch that waited for its group commit) go; the process's metrics system when nil.
     public var metrics: (any MetricsFactory)?
+    /// What INFO's memory section reports as `mem_allocator` (`cairn serve` sets its own).
+    public var allocator = "libc"
 
     public init() {}
 }

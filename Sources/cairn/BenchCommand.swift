@@ -289,6 +289,7 @@ struct SnapshotBenchCommand: ParsableCommand {
 
     func run() throws {
         let benchmark = SnapshotBenchmark(directory: FilePath(dir), keys: keys, znodes: znodes, logTxns: logTxns)
+        print("allocator: \(Allocator.name)")
         for line in try benchmark.run(rounds: rounds).lines { print(line) }
     }
 }

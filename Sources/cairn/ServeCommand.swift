@@ -98,6 +98,7 @@ struct ServeCommand: ParsableCommand {
         options.password = requirepass
         options.maxClients = maxclients
         options.protectedMode = protectedMode
+        options.allocator = Allocator.name
         let server: RESPServer
         do {
             server = try RESPServer.start(store: store, options: options, threads: threads)

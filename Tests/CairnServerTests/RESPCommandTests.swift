@@ -99,6 +99,8 @@ import Testing
         client.command("SET", "seven", "7", "EX", "1000"); _ = client.reply()
         client.command("SAVE"); #expect(client.reply() == "+OK\r\n")
         client.command("INFO", "keyspace"); #expect(client.reply().contains("db7:keys=1,expires=1"))
+        // Embedded, the process's allocator is whatever the program uses.
+        client.command("INFO", "memory"); #expect(client.reply().contains("mem_allocator:libc"))
         let state = server.store.stateView()
         #expect(state.keyspace(7).entries["seven"] != nil && state.keyspace.entries["seven"] == nil)
         #expect(server.store.pendingTimers.keys == 1)

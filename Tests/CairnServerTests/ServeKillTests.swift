@@ -130,6 +130,9 @@ import Glibc
         #expect(snapshots.count == 1, "BGSAVE wrote a snapshot")
         client.command("INFO", "persistence")
         #expect(client.reply().contains("aof_enabled:1"))
+        // The executable runs on mimalloc (linked ahead of libc), and says so as Redis does.
+        client.command("INFO", "memory")
+        #expect(client.reply().contains("mem_allocator:mimalloc-"))
         client.command("LASTSAVE"); #expect(client.reply().hasPrefix(":") && !before.isEmpty)
         client.command("SHUTDOWN")
         process.waitUntilExit()

@@ -1,4 +1,4 @@
-import Cairn
+@testable import Cairn
 import CairnStorage
 import CairnTesting
 import Foundation
@@ -352,22 +352,23 @@ import Testing
         }
     }
 
-    /// A file larger than one read piece (4 MiB) is read on a thread of its own while another
-    /// decompresses and this one decodes: the same state; a read that fails partway is a disk
-    /// error naming the file, with every thread stopped before the buffers go.
-    @Test func aLargeSnapshotLoadsThroughThreeThreadsAndAReadErrorStopsThem() throws {
+    /// A file larger than the read ring (a few pieces) is read on a thread of its own, round the
+    /// ring, while another decompresses and this one decodes: the same state. A read that fails
+    /// partway is a disk error naming the file; damage past the first ring and a truncated file
+    /// are errors too; every thread is stopped before the buffers go (no hang, no crash).
+    @Test func aLargeSnapshotLoadsThroughThreeThreadsAndErrorsStopThem() throws {
         let disk = SimulatedFileSystem()
         let clock = ManualClock()
         let store = try Store.open(directory: storeDirectory, options: options(disk, clock, policy: .no, segmentSize: 32 << 20))
         var rng = SplitMix64(seed: 11)
-        // Random bytes do not compress: the file is about 10 MB.
-        for i in 0..<5 { try store.set(Bytes("blob:\(i)"), Bytes((0..<(2 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })) }
+        // Random bytes do not compress: the file is about 12.6 MB.
+        for i in 0..<6 { try store.set(Bytes("blob:\(i)"), Bytes((0..<(2 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })) }
         for i in 0..<5000 { try store.set(Bytes("key:\(i)"), Bytes("value \(i)")) }
         let stats = try store.snapshot()
         let expected = store.stateView()
         try store.close()
         let path = storeDirectory.appending(stats.file)
-        #expect(stats.fileBytes > 8 << 20)
+        #expect(stats.fileBytes > SnapshotFile.readRingBytes + SnapshotFile.readPiece)
         #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
         // The third read of the file fails (the size frame, then two pieces, are read first).
         disk.inject(.init(.read, pathContains: stats.file, errno: .ioError, skip: 2, count: 1))
@@ -379,6 +380,28 @@ import Testing
             #expect(failure.path.string.hasSuffix(stats.file) && failure.errno == .ioError)
         }
         disk.clearFaults()
+        #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
+
+        let good = disk.contents(path)!
+        // A byte of a block's data in the second round of the ring: LZ4's block checksum (or
+        // the content's) catches it.
+        var damaged = good
+        damaged[SnapshotFile.readRingBytes + SnapshotFile.readPiece / 2] ^= 0x40
+        disk.setContents(path, damaged)
+        do {
+            _ = try SnapshotFile.read(path, fileSystem: disk)
+            Issue.record("damage past the first ring went unnoticed")
+        } catch {
+            switch error {
+            case .compression(let file, _), .content(let file, _): #expect(file == stats.file)
+            default: Issue.record("unexpected \(error)")
+            }
+        }
+        // Cut in the second round of the ring, the size frame put back after the cut.
+        let sizeFrame = Array(good.suffix(SnapshotFormat.sizeFrameBytes))
+        disk.setContents(path, Array(good.prefix(SnapshotFile.readRingBytes + 3 * SnapshotFile.readPiece / 2)) + sizeFrame)
+        #expect(throws: SnapshotError.self) { _ = try SnapshotFile.read(path, fileSystem: disk) }
+        disk.setContents(path, good)
         #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
     }
 

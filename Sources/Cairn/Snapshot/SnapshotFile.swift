@@ -164,31 +164,39 @@ public enum SnapshotFile {
                              seconds: Double(monotonicNanoseconds() - started) / 1e9))
     }
 
-    /// Three threads in a pipeline: one reads the file's LZ4 frame, one decompresses what has
-    /// been read into a buffer of `contentBytes` (keeping the content's checksum), and this one
-    /// decodes what has been decompressed. (The decompressing thread doing the reads as well
-    /// was slower: the decoder caught up with it and waited.)
+    /// A snapshot's load reads the file this much at a time, round a ring of this many bytes.
+    static let readPiece = 2 << 20, readRingBytes = 4 * readPiece
+
+    /// Three threads in a pipeline: one reads the file's LZ4 frame into a ring of a few pieces,
+    /// one decompresses what has been read into a buffer of `contentBytes` (keeping the
+    /// content's checksum), and this one decodes what has been decompressed. (The decompressing
+    /// thread doing the reads as well was slower: the decoder caught up with it and waited.)
     private static func decodeWhileDecompressing(
         _ file: any DiskFile, fileBytes: Int, contentBytes size: Int, name: String
     ) throws(SnapshotError) -> (SnapshotFormat.Header, StoreState) {
         let frameBytes = fileBytes - SnapshotFormat.sizeFrameBytes
-        // Both buffers on huge pages where the kernel allows: load 0.27-0.29 -> 0.25-0.27 s.
-        guard let inputBuffer = LargeBuffer(byteCount: frameBytes) else { throw .disk(DiskError(.read, file.path, .noMemory)) }
-        defer { inputBuffer.release() }
-        let input = inputBuffer.bytes
-        // The file is read on a thread of its own, 4 MiB at a time, so that decompression (and
+        // The file is read on a thread of its own, a piece at a time, so that decompression (and
         // so decoding) starts after the first piece, not the whole file (load 0.24 -> 0.22 s in
-        // eight interleaved pairs). A small file is read here at once.
-        let readProgress = LoadProgress()
+        // eight interleaved pairs). Pieces go round a ring that stays in the cache, instead of
+        // into fresh memory the size of the file that the kernel must zero first. A file of
+        // one piece is read here at once.
+        let piece = Self.readPiece, ringBytes = min(frameBytes, Self.readRingBytes)
+        guard let ringBuffer = LargeBuffer(byteCount: ringBytes) else { throw .disk(DiskError(.read, file.path, .noMemory)) }
+        defer { ringBuffer.release() }
+        nonisolated(unsafe) let ring = ringBuffer.bytes
+        let readProgress = LoadProgress(), usedProgress = LoadProgress()
         let readFinished = Latch()
-        nonisolated(unsafe) let readInput = input
-        let piece = 4 << 20
         let readAll: @Sendable () -> Void = {
             var read = 0
             while read < frameBytes {
+                // A piece's slot is free once the piece a ring before it is used up. (A short
+                // read leaves the rest of the piece for the next.)
+                let pieceStart = read - read % piece, pieceEnd = min(frameBytes, pieceStart + piece)
+                if pieceStart >= ringBytes && usedProgress.wait(atLeast: pieceStart - ringBytes + piece) < pieceStart - ringBytes + piece { return }
+                let slot = read % ringBytes
                 let n: Int
                 do throws(DiskError) {
-                    n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: readInput[read..<min(frameBytes, read + piece)]), at: read)
+                    n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: ring[slot..<slot + pieceEnd - read]), at: read)
                 } catch { readProgress.fail(.disk(error)); return }
                 guard n > 0 else {
                     readProgress.fail(.compression(file: name, LZ4Error(message: "the file ended at byte \(read), before its \(frameBytes) bytes of frame", offset: read)))
@@ -208,19 +216,39 @@ public enum SnapshotFile {
         }
         defer { readFinished.wait() }
         // The size frame has no checksum of its own: a size no memory can hold is a damaged file.
+        // (On huge pages where the kernel allows: load 0.27-0.29 -> 0.25-0.27 s.)
         guard let contentBuffer = LargeBuffer(byteCount: size) else {
+            usedProgress.finish()
             throw .compression(file: name, LZ4Error(message: "the size frame claims \(size) content bytes, more than can be allocated", offset: frameBytes))
         }
         defer { contentBuffer.release() }
         let content = contentBuffer.bytes
         let progress = LoadProgress()
         let finished = Latch()
-        nonisolated(unsafe) let (frame, output) = (UnsafeRawBufferPointer(rebasing: input[0..<frameBytes]), UnsafeMutableRawBufferPointer(rebasing: content[0..<size]))
+        nonisolated(unsafe) let output = UnsafeMutableRawBufferPointer(rebasing: content[0..<size])
+        // The bytes of the frame from `offset` to the end of its piece, once read; none when no
+        // more will come.
+        let arrived: @Sendable (Int) -> UnsafeRawBufferPointer = { offset in
+            let pieceEnd = min(frameBytes, (offset / piece + 1) * piece)
+            let upTo = min(pieceEnd, readProgress.wait(atLeast: pieceEnd))
+            guard upTo > offset else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+            let slot = offset % ringBytes
+            return UnsafeRawBufferPointer(rebasing: ring[slot..<slot + upTo - offset])
+        }
         startThread(name: "cairn-snapshot-lz4d") {
-            defer { finished.raise() }
+            defer { usedProgress.finish(); finished.raise() }
             do throws(LZ4Error) {
-                // (Input is waited for a piece ahead of what has been used.)
-                progress.finish(checksum: try decompress(frame, present: { readProgress.wait(atLeast: min(frame.count, $0 + piece)) }, into: output) { produced in progress.publish(produced) })
+                let checksum = try decompress(arrived, used: { usedProgress.publish($0) }, frameBytes: frameBytes, into: output) { produced in progress.publish(produced) }
+                // Other skippable frames may sit between the frame and the size frame, as for any LZ4 reader.
+                if checksum.frameEnd < frameBytes {
+                    let tail: [UInt8]
+                    do throws(DiskError) { tail = try file.readBytes(at: checksum.frameEnd, count: frameBytes - checksum.frameEnd) } catch {
+                        progress.fail(.disk(error)); return
+                    }
+                    let checked = tail.withUnsafeBytes { raw in Result { () throws(LZ4Error) in try LZ4Frame.checkSkippableFrames(raw, from: 0) } }
+                    if case .failure(let error) = checked { throw LZ4Error(message: error.message, offset: checksum.frameEnd + error.offset) }
+                }
+                progress.finish(checksum: checksum.crc)
             } catch { progress.fail(readProgress.failure ?? .compression(file: name, error)) }
         }
         // The other thread is done with the buffers before they are freed, whatever happens here.
@@ -238,21 +266,23 @@ public enum SnapshotFile {
         }
     }
 
-    /// Decompresses `frame` into `output` (exactly the content's size) a MiB at a time, telling
-    /// `progress` the content bytes there after each; returns the CRC32C of the content but its
-    /// last 4 bytes.
+    /// Decompresses the frame whose bytes `arrived(offset)` hands out (in order; none when no
+    /// more will come) into `output` (exactly the content's size) a MiB at a time, telling
+    /// `used` how much input is done with and `progress` the content bytes there after each
+    /// step; returns the CRC32C of the content but its last 4 bytes, and where the frame ended.
     private static func decompress(
-        _ frame: UnsafeRawBufferPointer, present: (Int) -> Int, into output: UnsafeMutableRawBufferPointer, progress: (Int) -> Void
-    ) throws(LZ4Error) -> UInt32 {
+        _ arrived: (Int) -> UnsafeRawBufferPointer, used: (Int) -> Void, frameBytes: Int,
+        into output: UnsafeMutableRawBufferPointer, progress: (Int) -> Void
+    ) throws(LZ4Error) -> (crc: UInt32, frameEnd: Int) {
         let decompressor = try LZ4FrameDecompressor()
         let checksummed = max(0, output.count - 4)
         var crc: UInt32 = 0
         var consumed = 0, produced = 0
         while true {
-            let there = present(consumed)
-            let step = try decompressor.decompress(UnsafeRawBufferPointer(rebasing: frame[consumed..<there]),
-                                                   into: UnsafeMutableRawBufferPointer(rebasing: output[produced..<min(produced + (1 << 20), output.count)]))
+            let input = arrived(consumed)
+            let step = try decompressor.decompress(input, into: UnsafeMutableRawBufferPointer(rebasing: output[produced..<min(produced + (1 << 20), output.count)]))
             consumed += step.consumed
+            used(consumed)
             if step.produced > 0 {
                 let upTo = min(produced + step.produced, checksummed)
                 if upTo > produced { crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: output[produced..<upTo]), extending: crc) }
@@ -260,12 +290,14 @@ public enum SnapshotFile {
                 progress(produced)
             }
             if step.ended {
-                // Other skippable frames may sit between the frame and the size frame, as for any LZ4 reader.
-                try LZ4Frame.checkSkippableFrames(frame, from: consumed)
                 guard produced == output.count else { throw LZ4Error(message: "content of \(produced) bytes, the size frame says \(output.count)", offset: consumed) }
-                return crc
+                return (crc, consumed)
             }
-            if step.consumed == 0 && step.produced == 0 && present(consumed) == there { throw LZ4Error(message: "the frame is truncated", offset: consumed) }
+            if step.consumed == 0 && step.produced == 0 {
+                // (LZ4F takes in whatever input it is given: no progress means none came, or no room.)
+                if produced == output.count { throw LZ4Error(message: "the frame holds more than the \(output.count) content bytes the size frame says", offset: consumed) }
+                throw LZ4Error(message: "the frame is truncated", offset: consumed)
+            }
         }
     }
 }

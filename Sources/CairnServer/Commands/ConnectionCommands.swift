@@ -277,6 +277,9 @@ enum ConnectionCommands {
         if include("clients") {
             text += "# Clients\r\nconnected_clients:\(clients)\r\nmaxclients:\(options.maxClients)\r\n\r\n"
         }
+        if include("memory") {
+            text += "# Memory\r\nmem_allocator:\(options.allocator)\r\n\r\n"
+        }
         if include("persistence") {
             let stats = store.log.stats
             let snapshots = store.snapshotStatus
