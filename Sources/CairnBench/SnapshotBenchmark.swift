@@ -13,6 +13,10 @@ public struct SnapshotBenchmark: Sendable {
     public var znodes: Int
     public var valueSize: Int
     public var logTxns: Int
+    /// A command that loads the snapshot file given as its last argument in a process of its own
+    /// and prints the load's seconds: the load as at a restart, on fresh memory, as `lz4 -d`
+    /// runs (`cairn bench snapshot` passes `cairn bench snapshot-load`). Nil: not measured.
+    public var freshLoader: [String]?
 
     public init(directory: FilePath, keys: Int = 1_000_000, znodes: Int = 100_000, valueSize: Int = 100, logTxns: Int = 100_000) {
         self.directory = directory
@@ -26,6 +30,20 @@ public struct SnapshotBenchmark: Sendable {
     static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+    }
+
+    /// Runs `command` with `file` appended; the seconds it prints last (nil when it failed).
+    static func freshLoad(_ command: [String], _ file: String) -> Double? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst()) + [file]
+        let output = Pipe()
+        process.standardOutput = output
+        guard (try? process.run()) != nil else { return nil }
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: printed, as: UTF8.self).split(whereSeparator: \.isWhitespace).last.flatMap { Double($0) }
     }
 
     /// Runs `tool` with `arguments`; returns the wall time in seconds (nil when it failed).
@@ -68,6 +86,7 @@ public struct SnapshotBenchmark: Sendable {
         public var toolCompress: [Double] = []
         public var ourDecompress: [Double] = []     // LZ4 frame only
         public var ourLoad: [Double] = []           // read + decompress + decode into a state
+        public var freshLoad: [Double] = []         // the same in a process of its own
         public var toolDecompress: [Double] = []
         public var serialiseOnly: [Double] = []     // encode, no compression or I/O
         public var decodeOnly: [Double] = []        // content to state, no I/O or decompression
@@ -96,6 +115,12 @@ public struct SnapshotBenchmark: Sendable {
                 let tool = SnapshotBenchmark.median(toolDecompress)
                 out.append(String(format: "lz4 -d on the same file: %.3f s = %@ -> decompress %.0f%%, full load %.0f%% of it (target >= 50%%)",
                                   tool, rate(toolDecompress), 100 * tool / max(decompress, 1e-9), 100 * tool / max(load, 1e-9)))
+            }
+            if !freshLoad.isEmpty {
+                let fresh = SnapshotBenchmark.median(freshLoad)
+                out.append(String(format: "snapshot load in a fresh process (as at a restart, and as lz4 -d runs): %.3f s = %@", fresh, rate(freshLoad))
+                           + (toolFound ? String(format: " -> %.0f%% of lz4 -d (target >= 50%%)", 100 * SnapshotBenchmark.median(toolDecompress) / max(fresh, 1e-9)) : ""))
+                out.append("  rounds: " + freshLoad.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             }
             out.append(String(format: "  of which: serialising alone %.3f s, decoding the content into a state alone %.3f s",
                               SnapshotBenchmark.median(serialiseOnly), SnapshotBenchmark.median(decodeOnly)))
@@ -169,6 +194,7 @@ public struct SnapshotBenchmark: Sendable {
             let loaded = try SnapshotFile.read(file, fileSystem: fs)
             withExtendedLifetime(loaded) { result.ourLoad.append(Double(monotonicNanoseconds() - start) / 1e9) }
             if let tool, let seconds = Self.timeTool(tool, ["-d", "-f", "-q", file.string, restored.string]) { result.toolDecompress.append(seconds) }
+            if let freshLoader, let seconds = Self.freshLoad(freshLoader, file.string) { result.freshLoad.append(seconds) }
             try? FileManager.default.removeItem(atPath: restored.string)
         }
 

@@ -108,6 +108,12 @@ import Testing
             }
             #expect(visited == inserted.count)
             for (key, entry) in inserted { #expect(built.find(key, hash: hashing.hash(key)) == entry) }
+            // Left empty, and usable again.
+            #expect(builder.count == 0)
+            builder.append("again", Self.entry(1), origin: 0, hash: hashing.hash("again"))
+            let again = try builder.build()
+            again.checkInvariants()
+            #expect(again.count == 1 && again.find("again", hash: hashing.hash("again")) == Self.entry(1))
         }
     }
 
