@@ -87,6 +87,14 @@ import Testing
         #expect(table != copy && copy == copy && KeyTable() == KeyTable())
     }
 
+    /// Every key's item is in the table's nodes, a million of them in a large store: a list
+    /// is one reference, so a string key does not pay for a list's fields.
+    @Test func itemsStaySmall() {
+        print("layout: PersistentList \(MemoryLayout<PersistentList>.size), Value \(MemoryLayout<Value>.size), Entry \(MemoryLayout<Entry>.size), item \(MemoryLayout<KeyTableItem>.stride)")
+        #expect(MemoryLayout<PersistentList>.size == 8)
+        #expect(MemoryLayout<Entry>.size <= 40 && MemoryLayout<KeyTableItem>.stride <= 56)
+    }
+
     @Test(arguments: Hashing.allCases)
     func builtTablesEqualInsertedOnes(hashing: Hashing) throws {
         for size in [0, 1, 2, 33, 5000] {

@@ -22,13 +22,55 @@ public struct PersistentList: Sendable, Equatable, Sequence {
         var elements: [Bytes]
     }
 
-    private var chunks = TreeDictionary<Int64, Chunk>()
-    private var head: Int64 = 0
-    private var tail: Int64 = 0
+    /// The list's fields behind one reference, so that a list is one word and a key's
+    /// `Value` and `Entry` stay small (a keyspace item was 72 bytes, most of them this struct's
+    /// for every string key). Copied before a change when shared.
+    private final class Storage: @unchecked Sendable {
+        var chunks: TreeDictionary<Int64, Chunk>
+        var head: Int64
+        var tail: Int64
 
-    public init() {}
+        init(chunks: TreeDictionary<Int64, Chunk> = [:], head: Int64 = 0, tail: Int64 = 0) {
+            self.chunks = chunks
+            self.head = head
+            self.tail = tail
+        }
+    }
+
+    private var storage: Storage
+
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(chunks: storage.chunks, head: storage.head, tail: storage.tail) }
+    }
+
+    private var chunks: TreeDictionary<Int64, Chunk> {
+        get { storage.chunks }
+        _modify {
+            makeUnique()
+            yield &storage.chunks
+        }
+    }
+
+    private var head: Int64 {
+        get { storage.head }
+        set {
+            makeUnique()
+            storage.head = newValue
+        }
+    }
+
+    private var tail: Int64 {
+        get { storage.tail }
+        set {
+            makeUnique()
+            storage.tail = newValue
+        }
+    }
+
+    public init() { storage = Storage() }
 
     public init<S: Sequence>(_ elements: S) where S.Element == Bytes {
+        storage = Storage()
         for element in elements { append(element) }
     }
 
