@@ -132,6 +132,9 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
             let child = try node(bucket, slots, scratch, counters, 0..<bucket.count, shift: KeyTableNode.bitsPerLevel)
             (root.children + root.childCount).initialize(to: child)
             root.head.pointee.childCount += 1
+            // Its memory goes back now, for the next buckets' nodes: the load's peak is lower
+            // by the items' size, and fewer fresh pages are touched.
+            buckets[map.trailingZeroBitCount].release()
             map &= map - 1
         }
         return KeyTable(root: root, count: n)
