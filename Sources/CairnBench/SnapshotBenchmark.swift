@@ -205,11 +205,12 @@ public struct SnapshotBenchmark: Sendable {
         let keyNames = (0..<1000).map { Bytes("key:\(String(repeating: "0", count: 12 - String($0).count))\($0)") }
         let value = Bytes([UInt8](repeating: 0x76, count: valueSize))
         for i in 0..<logTxns { try store.set(keyNames[i % keyNames.count], value) }
+        let keysBefore = store.dbsize()
         try store.close()
         let start = monotonicNanoseconds()
         store = try Store.open(directory: path, options: options)
         result.reopenSeconds = Double(monotonicNanoseconds() - start) / 1e9
-        precondition(store.dbsize() == keys, "reopened \(store.dbsize()) keys, expected \(keys)")
+        guard store.dbsize() == keysBefore else { throw BenchError(message: "reopened \(store.dbsize()) keys, \(keysBefore) before closing") }
         try store.close()
         return result
     }
