@@ -58,11 +58,16 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
             capacity *= 2
         }
 
-        /// Frees the items not moved into a node and the memory, leaving the bucket empty.
-        mutating func release() {
+        /// Frees the items not moved into a node, and the memory.
+        func free() {
             for i in 0..<count where origins[i] != movedMark { (items + i).deinitialize(count: 1) }
             items.deallocate()
             origins.deallocate()
+        }
+
+        /// ``free()``, leaving the bucket empty and usable.
+        mutating func release() {
+            free()
             self = Bucket(capacity: 1)
         }
     }
@@ -78,7 +83,7 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
     }
 
     deinit {
-        for b in 0..<32 { buckets[b].release() }
+        for b in 0..<32 { buckets[b].free() }
         buckets.deinitialize(count: 32)
         buckets.deallocate()
     }
