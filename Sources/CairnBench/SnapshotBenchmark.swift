@@ -34,28 +34,28 @@ public struct SnapshotBenchmark: Sendable {
 
     /// Runs `command` with `file` appended; the seconds it prints last (nil when it failed).
     static func freshLoad(_ command: [String], _ file: String) -> Double? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst()) + [file]
-        let output = Pipe()
-        process.standardOutput = output
-        guard (try? process.run()) != nil else { return nil }
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: printed, as: UTF8.self).split(whereSeparator: \.isWhitespace).last.flatMap { Double($0) }
+        run(command[0], Array(command.dropFirst()) + [file])?.output.split(whereSeparator: \.isWhitespace).last.flatMap { Double($0) }
     }
 
     /// Runs `tool` with `arguments`; returns the wall time in seconds (nil when it failed).
     static func timeTool(_ tool: String, _ arguments: [String]) -> Double? {
+        run(tool, arguments)?.seconds
+    }
+
+    /// Runs `executable` with `arguments` to its end: its wall time and standard output, or nil
+    /// when it could not start or failed.
+    private static func run(_ executable: String, _ arguments: [String]) -> (seconds: Double, output: String)? {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
         let start = monotonicNanoseconds()
         guard (try? process.run()) != nil else { return nil }
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { return nil }
-        return Double(monotonicNanoseconds() - start) / 1e9
+        return (Double(monotonicNanoseconds() - start) / 1e9, String(decoding: printed, as: UTF8.self))
     }
 
     /// 16-byte keys and values of random letters and digits (the worst case for compression
@@ -182,7 +182,7 @@ public struct SnapshotBenchmark: Sendable {
         let (content, _) = try SnapshotFile.content(file, fileSystem: fs)
         let fileBytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file.string)))
         // The writes above left about a GB of log and snapshots for the kernel to write back:
-        // done now, not during the first load round (which it slowed by half).
+        // done now, not during the load rounds.
         sync()
         // Each result is freed after its time is taken: a load ends with the state built, and
         // freeing 1.1M objects (a third of the decode's own time) is not part of it.

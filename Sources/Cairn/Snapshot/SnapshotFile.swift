@@ -238,7 +238,7 @@ public enum SnapshotFile {
         startThread(name: "cairn-snapshot-lz4d") {
             defer { usedProgress.finish(); finished.raise() }
             do throws(LZ4Error) {
-                let checksum = try decompress(arrived, used: { usedProgress.publish($0) }, frameBytes: frameBytes, into: output) { produced in progress.publish(produced) }
+                let checksum = try decompress(arrived, used: { usedProgress.publish($0) }, into: output) { produced in progress.publish(produced) }
                 // Other skippable frames may sit between the frame and the size frame, as for any LZ4 reader.
                 if checksum.frameEnd < frameBytes {
                     let tail: [UInt8]
@@ -271,7 +271,7 @@ public enum SnapshotFile {
     /// `used` how much input is done with and `progress` the content bytes there after each
     /// step; returns the CRC32C of the content but its last 4 bytes, and where the frame ended.
     private static func decompress(
-        _ arrived: (Int) -> UnsafeRawBufferPointer, used: (Int) -> Void, frameBytes: Int,
+        _ arrived: (Int) -> UnsafeRawBufferPointer, used: (Int) -> Void,
         into output: UnsafeMutableRawBufferPointer, progress: (Int) -> Void
     ) throws(LZ4Error) -> (crc: UInt32, frameEnd: Int) {
         let decompressor = try LZ4FrameDecompressor()
