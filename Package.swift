@@ -127,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CairnTests",
-            dependencies: ["Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["Cairn", "CairnStorage", "CairnTesting", "CairnBench", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .executableTarget(

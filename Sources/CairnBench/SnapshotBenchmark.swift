@@ -17,6 +17,8 @@ public struct SnapshotBenchmark: Sendable {
     /// and prints the load's seconds: the load as at a restart, on fresh memory, as `lz4 -d`
     /// runs (`cairn bench snapshot` passes `cairn bench snapshot-load`). Nil: not measured.
     public var freshLoader: [String]?
+    /// Seconds of writes measured without a snapshot (the comparison for writes during one).
+    public var writeSeconds = 2.0
 
     public init(directory: FilePath, keys: Int = 1_000_000, znodes: Int = 100_000, valueSize: Int = 100, logTxns: Int = 100_000) {
         self.directory = directory
@@ -147,7 +149,7 @@ public struct SnapshotBenchmark: Sendable {
         try Self.fill(store, keys: keys, znodes: znodes, valueSize: valueSize, seed: 42)
 
         // Writes with and without a snapshot running, 2 s each way.
-        let without = try Self.writes(store, seconds: 2, during: nil)
+        let without = try Self.writes(store, seconds: writeSeconds, during: nil)
         result.writesWithout = (without.ops, without.p99)
         let filled = store
         let during = try Self.writes(store, seconds: 10, during: { try filled.snapshot() })
