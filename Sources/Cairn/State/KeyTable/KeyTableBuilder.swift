@@ -135,8 +135,7 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
             let bucket = buckets[map.trailingZeroBitCount]
             for i in 0..<bucket.count { slots[i] = Slot(hash: bucket.items[i].hash, index: i) }
             let child = try node(bucket, slots, scratch, counters, 0..<bucket.count, shift: KeyTableNode.bitsPerLevel)
-            (root.children + root.childCount).initialize(to: child)
-            root.head.pointee.childCount += 1
+            Self.adopt(child, into: root)
             // Its memory goes back now, for the next buckets' nodes: the load's peak is lower
             // by the items' size, and fewer fresh pages are touched.
             buckets[map.trailingZeroBitCount].release()
@@ -206,8 +205,7 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
         while map != 0 {
             let digit = map.trailingZeroBitCount
             let child = try self.node(bucket, target, source, counters, starts[digit]..<(starts[digit] + counts[digit]), shift: shift + KeyTableNode.bitsPerLevel)
-            (node.children + node.childCount).initialize(to: child)
-            node.head.pointee.childCount += 1
+            Self.adopt(child, into: node)
             map &= map - 1
         }
         return node
@@ -260,11 +258,16 @@ final class KeyTableBuilder: @unchecked Sendable {  // (used by one thread at a 
             var stop = start + 1
             while stop < end && Int((target[stop].hash &>> UInt64(shift)) & 31) == d { stop += 1 }
             let child = try self.node(bucket, target, source, counters, start..<stop, shift: shift + KeyTableNode.bitsPerLevel)
-            (node.children + node.childCount).initialize(to: child)
-            node.head.pointee.childCount += 1
+            Self.adopt(child, into: node)
             start = stop
         }
         return node
+    }
+
+    /// Appends `child` to `node`'s children (made in digit order, so appended in it).
+    private static func adopt(_ child: KeyTableNode, into node: KeyTableNode) {
+        (node.children + node.childCount).initialize(to: child)
+        node.head.pointee.childCount += 1
     }
 
     /// Moves item `index` of `bucket` to the end of `node`'s items and marks it moved.
