@@ -135,7 +135,9 @@ public struct SnapshotBenchmark: Sendable {
         }
     }
 
-    public func run(rounds: Int = 3) throws -> Result {
+    /// `rounds` of snapshot writes, then `loadRounds` of loads (interleaved with the `lz4` tool
+    /// each way); medians are reported.
+    public func run(rounds: Int = 3, loadRounds: Int = 5) throws -> Result {
         let path = directory.appending("snapshot-bench-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(atPath: path.string) }
         let fs = PosixFileSystem()
@@ -188,7 +190,7 @@ public struct SnapshotBenchmark: Sendable {
         sync()
         // Each result is freed after its time is taken: a load ends with the state built, and
         // freeing 1.1M objects (a third of the decode's own time) is not part of it.
-        for _ in 0..<rounds {
+        for _ in 0..<loadRounds {
             var start = monotonicNanoseconds()
             let decoded = try content.withUnsafeBytes { try SnapshotFormat.decode($0) }
             withExtendedLifetime(decoded) { result.decodeOnly.append(Double(monotonicNanoseconds() - start) / 1e9) }

@@ -304,8 +304,10 @@ struct SnapshotBenchCommand: ParsableCommand {
     var znodes = 100_000
     @Option(help: "Txns of log after the snapshot for the reopen measurement.")
     var logTxns = 100_000
-    @Option(help: "Rounds of the write/load comparison (medians are reported).")
+    @Option(help: "Rounds of the write comparison (medians are reported).")
     var rounds = 3
+    @Option(help: "Rounds of the load comparison (medians are reported; a load is quicker than a write).")
+    var loadRounds = 5
     @Option(help: "Scratch directory (removed afterwards).")
     var dir = FileManager.default.temporaryDirectory.path
 
@@ -313,6 +315,6 @@ struct SnapshotBenchCommand: ParsableCommand {
         var benchmark = SnapshotBenchmark(directory: FilePath(dir), keys: keys, znodes: znodes, logTxns: logTxns)
         if let executable = Bundle.main.executablePath { benchmark.freshLoader = [executable, "bench", "snapshot-load"] }
         print("allocator: \(Allocator.name)")
-        for line in try benchmark.run(rounds: rounds).lines { print(line) }
+        for line in try benchmark.run(rounds: rounds, loadRounds: loadRounds).lines { print(line) }
     }
 }

@@ -120,7 +120,7 @@ extension CheckCommand {
             let name = SnapshotFormat.fileName(index: index)
             let progress = Progress(label: "checking \(name)")
             do {
-                let (_, stats) = try SnapshotFile.read(path.appending(name), fileSystem: fs)
+                let (_, stats) = try SnapshotFile.read(path.appending(name), fileSystem: fs, frameChecksum: true)
                 progress.finish()
                 print("  \(name)  index \(stats.header.index)  \(stats.header.keys) keys, \(stats.header.nodes) znodes, "
                       + "\(stats.header.sessions) sessions, \(formatBytes(stats.fileBytes)) (ratio "

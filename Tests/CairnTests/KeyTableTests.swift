@@ -97,7 +97,7 @@ import Testing
 
     @Test(arguments: Hashing.allCases)
     func builtTablesEqualInsertedOnes(hashing: Hashing) throws {
-        for size in [0, 1, 2, 33, 5000] {
+        for (size, threads) in [(0, 1), (1, 1), (2, 2), (33, 1), (33, 3), (5000, 1), (5000, 2), (5000, 32)] {
             let builder = KeyTableBuilder(capacity: 1)
             var inserted = KeyTable()
             for i in 0..<size {
@@ -106,7 +106,7 @@ import Testing
                 inserted.updateValue(Self.entry(UInt64(i)), forKey: key, hash: hashing.hash(key))
                 if hashing == .constant && i == 60 { break }
             }
-            let built = try builder.build()
+            let built = try builder.build(threads: threads)
             built.checkInvariants()
             #expect(built.count == inserted.count)
             var visited = 0
@@ -137,6 +137,30 @@ import Testing
             return duplicate.key == "key:123" && duplicate.firstOrigin == 1230 && duplicate.secondOrigin == 5000
         }
         #expect(builder.count == 0, "the builder lets go of every item, moved or not")
+    }
+
+    /// Built on several threads, a table with keys appended twice in several buckets reports
+    /// the one a build on one thread reports (the first bucket in digit order).
+    @Test(arguments: Hashing.allCases)
+    func severalThreadsReportTheDuplicateOneThreadDoes(hashing: Hashing) {
+        func duplicate(threads: Int) -> KeyTableBuilder.DuplicateKey? {
+            let builder = KeyTableBuilder()
+            for i in 0..<300 { builder.append(Bytes("key:\(i)"), Self.entry(1), origin: i, hash: hashing.hash(Bytes("key:\(i)"))) }
+            for i in [299, 17, 150, 64] { builder.append(Bytes("key:\(i)"), Self.entry(2), origin: 10_000 + i, hash: hashing.hash(Bytes("key:\(i)"))) }
+            do {
+                _ = try builder.build(threads: threads)
+                return nil
+            } catch {
+                #expect(builder.count == 0)
+                return error
+            }
+        }
+        let one = duplicate(threads: 1)
+        #expect(one != nil)
+        for threads in [2, 3, 8] {
+            let found = duplicate(threads: threads)
+            #expect(found?.key == one?.key && found?.firstOrigin == one?.firstOrigin && found?.secondOrigin == one?.secondOrigin)
+        }
     }
 }
 

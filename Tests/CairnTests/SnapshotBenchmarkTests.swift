@@ -14,7 +14,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory.string) }
         var benchmark = SnapshotBenchmark(directory: directory, keys: keys, znodes: 20, valueSize: 16, logTxns: 50)
         benchmark.writeSeconds = 0.1
-        let result = try benchmark.run(rounds: 1)
+        let result = try benchmark.run(rounds: 1, loadRounds: 1)
         #expect(result.contentBytes > 0 && result.fileBytes > 0)
         #expect(result.ourWrite.count == 1 && result.ourLoad.count == 1 && result.decodeOnly.count == 1 && result.serialiseOnly.count == 1)
         // (Writes during a snapshot of a tiny state may be none: it is over before the first.)

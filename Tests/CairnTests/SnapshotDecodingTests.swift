@@ -5,11 +5,17 @@ import Testing
 
 /// Decoding content while it arrives (a snapshot decompressed on another thread as it is read).
 @Suite struct SnapshotDecodingTests {
-    /// A state with records of every kind, one longer than the decoder's look-ahead.
-    func sample() throws -> (StoreState, [UInt8]) {
+    /// A state with records of every kind, one longer than the decoder's look-ahead. `large`:
+    /// enough keys and znodes that the znodes are decoded on a thread of their own.
+    func sample(large: Bool = false) throws -> (StoreState, [UInt8]) {
         let store = try Store.open(directory: storeDirectory, options: StoreOptions(fsyncPolicy: .no, clock: ManualClock(), fileSystem: SimulatedFileSystem(), activeExpiry: false))
         defer { try? store.close() }
-        for i in 0..<2000 { try store.set(Bytes("key:\(i)"), Bytes("value \(i)")) }
+        let keys = large ? TreeJob.threadFrom + 100 : 2000
+        for i in 0..<keys { try store.set(Bytes("key:\(i)"), Bytes("value \(i)")) }
+        if large {
+            _ = try store.rpush("list", "a", "b", "c")
+            _ = try store.execute((0..<TreeJob.threadFrom).map { .createNode(path: "/n\($0)", data: "d", kind: .persistent, sequential: false, ttl: 0, owner: 0) })
+        }
         try store.set("big", Bytes([UInt8](repeating: 0x62, count: 600_000)))
         _ = try store.execute([.inDatabase(3, .set("three", "3", condition: .always, expiry: .clear, returnOld: false))])
         _ = try store.hset("hash", [("f", "v")])
@@ -24,21 +30,46 @@ import Testing
         return (state, content)
     }
 
-    @Test(arguments: [1, 7, 4096, 300_000])
-    func contentArrivingInStepsDecodesToTheSameState(step: Int) throws {
-        let (state, content) = try sample()
+    @Test(arguments: [1, 7, 4096, 300_000], [false, true])
+    func contentArrivingInStepsDecodesToTheSameState(step: Int, large: Bool) throws {
+        let (state, content) = try sample(large: large)
+        // (Asked from two threads when the znodes are decoded on their own.)
+        let lock = Lock()
         var arrived = 0
         var asked = 0
         let decoded = try content.withUnsafeBytes { raw in
             try SnapshotFormat.decode(SnapshotContentSource(base: raw.baseAddress!, total: raw.count, available: { wanted in
-                // Never more than asked for, never less than a step more (a producer that keeps up).
-                asked += 1
-                arrived = min(raw.count, max(arrived + step, min(wanted, arrived + 1 << 20)))
-                return arrived
+                lock.withLock {
+                    // Never more than asked for, never less than a step more (a producer that keeps up).
+                    asked += 1
+                    arrived = min(raw.count, max(arrived + step, min(wanted, arrived + 1 << 20)))
+                    return arrived
+                }
             }, checksum: { nil })).1
         }
         #expect(decoded == state)
-        #expect(asked > 1, "the decoder asked for more bytes as it went")
+        #expect(lock.withLock { asked } > 1, "the decoder asked for more bytes as it went")
+    }
+
+    /// Where the keys end is found by their lengths alone: the offset of the first znode
+    /// record, past keys of every value type and database.
+    @Test func theEndOfTheKeysIsFoundWithoutDecodingThem() throws {
+        let (state, content) = try sample(large: true)
+        var out = ContentWriter(chunkSize: 1 << 20)
+        var keysOnly: [UInt8] = []
+        let sink = ContentWriter.reading { keysOnly.append(contentsOf: $0) }
+        let header = SnapshotFormat.Header(index: 1, time: 0, keys: state.keyCount, nodes: state.tree.count, sessions: state.tree.sessions.count)
+        SnapshotFormat.encodeHeader(header, into: &out)
+        for db in 0..<StoreState.databaseCount { try SnapshotFormat.encodeKeys(state.keyspace(db).entries, db: db, into: &out, sink) }
+        try out.flush(force: true, sink)
+        try content.withUnsafeBytes { raw in
+            var reader = TxnCodec.Reader(bytes: raw)
+            _ = try SnapshotFormat.readHeader(&reader, contentBytes: raw.count)
+            #expect(SnapshotFormat.endOfKeys(raw, from: reader.offset) == keysOnly.count)
+            #expect(raw[keysOnly.count] == SnapshotFormat.nodeTag)
+            // Cut inside the keys: no answer rather than a wrong one.
+            #expect(SnapshotFormat.endOfKeys(UnsafeRawBufferPointer(rebasing: raw[0..<keysOnly.count - 3]), from: reader.offset) == nil)
+        }
     }
 
     /// A record far longer than the look-ahead is parsed again a few times as it arrives, not

@@ -188,8 +188,23 @@ import Testing
             #expect(throws: SnapshotFormat.DecodeError.self) { try Array(content[0..<length]).withUnsafeBytes { try SnapshotFormat.decode($0) } }
         }
 
-        // A damaged newest snapshot: the previous one plus the log (all still in one segment).
+        // The frame's own checksum (XXH32, the 4 bytes before the size frame) damaged: a load
+        // (which checks the content's CRC32C instead) still reads the state; a check does not.
         let path = storeDirectory.appending(second.file)
+        let intact = disk.contents(path)!
+        var badFrameChecksum = intact
+        badFrameChecksum[intact.count - SnapshotFormat.sizeFrameBytes - 2] ^= 0x04
+        disk.setContents(path, badFrameChecksum)
+        #expect(try SnapshotFile.read(path, fileSystem: disk).0 == expected)
+        #expect {
+            try SnapshotFile.read(path, fileSystem: disk, frameChecksum: true)
+        } throws: { error in
+            guard case .compression(let file, let lz4) = error as? SnapshotError else { return false }
+            return file == second.file && lz4.message.lowercased().contains("checksum")
+        }
+        disk.setContents(path, intact)
+
+        // A damaged newest snapshot: the previous one plus the log (all still in one segment).
         var file = disk.contents(path)!
         file[file.count / 2] ^= 0x01
         disk.setContents(path, file)

@@ -273,6 +273,14 @@ public enum TxnCodec {
             return Bytes(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
         }
 
+        /// Passes over a length-prefixed byte string.
+        mutating func skipData() throws(DecodeError) {
+            let start = offset
+            let length = try unsigned()
+            guard length <= UInt64(bytes.count - offset) else { throw .truncated(offset: start) }
+            offset += Int(length)
+        }
+
         mutating func list() throws(DecodeError) -> [Bytes] {
             let count = try count(limit: Int.max)
             var items: [Bytes] = []
