@@ -431,6 +431,11 @@ import Testing
         try store.close()
         let (content, _) = try SnapshotFile.content(storeDirectory.appending(stats.file), fileSystem: disk)
         _ = FileManager.default.createFile(atPath: "\(folder)/content", contents: Data(content))
-        _ = FileManager.default.createFile(atPath: "\(folder)/frame", contents: Data(disk.contents(storeDirectory.appending(stats.file))!))
+        let frame = disk.contents(storeDirectory.appending(stats.file))!
+        _ = FileManager.default.createFile(atPath: "\(folder)/frame", contents: Data(frame))
+        // Only the frame's XXH32 damaged: a load reads it, a checked read does not.
+        var badChecksum = frame
+        badChecksum[frame.count - SnapshotFormat.sizeFrameBytes - 2] ^= 0x04
+        _ = FileManager.default.createFile(atPath: "\(folder)/frame-bad-xxh32", contents: Data(badChecksum))
     }
 }

@@ -8,7 +8,7 @@ import SystemPackage
 /// frame after it) when they start with the frame's magic, else the content itself. A file
 /// must load the same way both ways: `SnapshotFile.read` (decoding while another thread
 /// decompresses, when the size frame is there) succeeds exactly when decompressing whole and
-/// decoding does, with the same state. Whatever decodes must re-encode to a content that
+/// decoding does, with the same state; without the frame's checksum it loads at least that. Whatever decodes must re-encode to a content that
 /// decodes to the same state.
 public func fuzzSnapshotDecoder(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: count)
@@ -20,9 +20,16 @@ public func fuzzSnapshotDecoder(_ data: UnsafePointer<UInt8>, _ count: Int) -> C
         disk.setContents(path, Array(bytes))
         let whole = try? SnapshotFile.content(path, fileSystem: disk)
         let wholeState = whole.flatMap { whole in try? whole.content.withUnsafeBytes { try SnapshotFormat.decode($0) } }
-        let read = try? SnapshotFile.read(path, fileSystem: disk)
+        // Checking the frame's XXH32 too, as the whole decompress does (and `cairn check`).
+        let read = try? SnapshotFile.read(path, fileSystem: disk, frameChecksum: true)
         precondition((read == nil) == (wholeState == nil), "SnapshotFile.read and a whole decompress + decode disagree on whether the file loads")
         if let read, let wholeState { precondition(read.0 == wholeState.1 && read.1.header == wholeState.0, "the two loads give different states") }
+        // A load (which skips the XXH32, the content's CRC32C covering the same bytes) loads
+        // whatever the checked read does, to the same state.
+        if let read {
+            let loaded = try? SnapshotFile.read(path, fileSystem: disk)
+            precondition(loaded.map { $0.0 == read.0 } == true, "a load without the frame's checksum fails or differs where the checked read succeeds")
+        }
         guard let decompressed = whole?.content else { return 0 }
         content = decompressed
     } else {
