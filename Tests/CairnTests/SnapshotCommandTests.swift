@@ -40,9 +40,19 @@ import Testing
         #expect(inspect.output.contains("\\x00\\\"\\xff"), "binary bytes are escaped: \(inspect.output)")
         #expect(inspect.output.contains("/services  persistent"), "\(inspect.output)")
 
-        // A damaged snapshot: check says which file and fails; with its log gone, so does opening.
+        // Only the frame's XXH32 damaged: check fails and says the store still loads the file.
         let name = try #require(PosixFileSystem().listDirectory(directory.path).first { $0.hasPrefix("snapshot-") })
         let file = try PosixFileSystem().open(directory.path.appending(name), create: false)
+        let checksumAt = try file.size() - 16 - 2  // (before the 16-byte size frame)
+        let intact = try file.readBytes(at: checksumAt, count: 1)
+        try [intact[0] ^ 0x04].withUnsafeBytes { try file.write($0, at: checksumAt) }
+        let badFrameChecksum = try runCairn(["check", directory.path.string])
+        #expect(badFrameChecksum.status == 1, "\(badFrameChecksum.output)")
+        #expect(badFrameChecksum.output.contains("\(name)  DAMAGED") && badFrameChecksum.output.contains("the store still loads it")
+                && badFrameChecksum.output.contains("without a gap"), "\(badFrameChecksum.output)")
+        try intact.withUnsafeBytes { try file.write($0, at: checksumAt) }
+
+        // A damaged snapshot: check says which file and fails; with its log gone, so does opening.
         var bytes = try file.readBytes(at: 40, count: 1)
         bytes[0] ^= 0x04
         try bytes.withUnsafeBytes { try file.write($0, at: 40) }
