@@ -72,6 +72,26 @@ import Testing
         }
     }
 
+    /// With the znodes decoded on a thread of their own, damage anywhere (the keys, where they
+    /// end, the znodes, the checksum) and every cut is still an error, not a crash or a hang.
+    @Test func damageIsDetectedWhenTheZnodesAreDecodedOnTheirOwnThread() throws {
+        let (state, content) = try sample(large: true)
+        let keysEnd = try content.withUnsafeBytes { raw in
+            var reader = TxnCodec.Reader(bytes: raw)
+            _ = try SnapshotFormat.readHeader(&reader, contentBytes: raw.count)
+            return try #require(SnapshotFormat.endOfKeys(raw, from: reader.offset))
+        }
+        #expect(try content.withUnsafeBytes { try SnapshotFormat.decode($0).1 } == state)
+        let spread = stride(from: 0, to: content.count, by: max(1, content.count / 40))
+        let offsets = Array(spread) + Array(keysEnd - 3...keysEnd + 3) + Array(content.count - 6..<content.count)
+        for offset in offsets {
+            var damaged = content
+            damaged[offset] ^= 0x10
+            #expect(throws: SnapshotFormat.DecodeError.self, "a flipped bit at \(offset)") { try damaged.withUnsafeBytes { try SnapshotFormat.decode($0) } }
+            #expect(throws: SnapshotFormat.DecodeError.self, "a cut at \(offset)") { try Array(content[0..<offset]).withUnsafeBytes { try SnapshotFormat.decode($0) } }
+        }
+    }
+
     /// A record far longer than the look-ahead is parsed again a few times as it arrives, not
     /// once per look-ahead's worth of bytes (a 100 MB value was parsed ~400 times).
     @Test func aHugeRecordIsReparsedLogarithmicallyOften() throws {
