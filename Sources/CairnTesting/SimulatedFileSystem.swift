@@ -391,8 +391,19 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
         }
     }
 
+    private var syncObserver: (@Sendable (FilePath) -> Void)?
+
+    /// Calls `observer` with the file's path at the start of every `syncData`, on the syncing
+    /// thread, before anything is synced (nil stops it): a test can see what else had happened
+    /// by the time a sync began.
+    public func observeSyncs(_ observer: (@Sendable (FilePath) -> Void)?) { syncGate.withLock { syncObserver = observer } }
+
     fileprivate func sync(_ handle: SimulatedFileHandle) throws(DiskError) {
-        syncGate.withLock { while syncsHeld { syncGate.wait() } }
+        let observer = syncGate.withLock {
+            while syncsHeld { syncGate.wait() }
+            return syncObserver
+        }
+        observer?(handle.path)
         try withFile(handle, .sync) { file in
             for operation in file.unsynced { Self.perform(operation, on: &file.durable) }
             file.unsynced.removeAll()

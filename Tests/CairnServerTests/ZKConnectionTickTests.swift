@@ -38,4 +38,51 @@ import Testing
         #expect(!channel.isActive, "and the connection closed")
         loop.run()
     }
+
+    /// Under `always`, a read answered in a tick goes out before the loop blocks in that tick's
+    /// sync, even when another connection's write came first in the tick (its commit is then
+    /// queued ahead of the flush): the committer runs the loop's flusher first, so a read never
+    /// waits for another client's `fdatasync`.
+    @Test func aReadAnsweredInATickIsSentBeforeTheTicksSync() throws {
+        let disk = SimulatedFileSystem()
+        let store = try Store.open(directory: "/store", options: StoreOptions(
+            fsyncPolicy: .always, clock: ManualClock(), fileSystem: disk, activeExpiry: false))
+        defer { try? store.close() }
+        let loop = EmbeddedEventLoop()
+        let server = ZKServerState(store: store, options: ZKServerOptions())
+        func connected() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel(handler: ZKConnection(server: server, address: "test"), loop: loop)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            var connect = JuteWriter()
+            connect.int(0); connect.long(0); connect.int(6000); connect.long(0); connect.buffer([UInt8](repeating: 0, count: 16)); connect.boolean(false)
+            try channel.writeInbound(ByteBuffer(bytes: connect.frame))
+            loop.run()
+            #expect(try channel.readOutbound(as: ByteBuffer.self) != nil, "a connect response")
+            return channel
+        }
+        let writer = try connected(), reader = try connected()
+        func send(_ channel: EmbeddedChannel, _ xid: Int32, _ op: ZKOpCode, _ request: ZKRequest) throws {
+            var frame = JuteWriter()
+            ZKCodec.encode(xid: xid, op: op, request, into: &frame)
+            try channel.writeInbound(ByteBuffer(bytes: frame.frame))
+        }
+        @Sendable func xid(_ reply: ByteBuffer) -> Int32? { reply.getInteger(at: reply.readerIndex + 4, as: Int32.self) }
+        // What the reader had been sent when each sync began (looked at on the loop's thread,
+        // which is this one: the embedded loop runs its tasks inside `run()`).
+        final class Sent: @unchecked Sendable { var atSync: [[Int32]] = [] }
+        let sent = Sent()
+        nonisolated(unsafe) let observed = reader
+        disk.observeSyncs { _ in
+            var xids: [Int32] = []
+            while let reply = try? observed.readOutbound(as: ByteBuffer.self) { xids.append(xid(reply) ?? -1) }
+            sent.atSync.append(xids)
+        }
+        defer { disk.observeSyncs(nil) }
+        // In one tick: one client's write, then another's read.
+        try send(writer, 7, .create, .create(path: "/x", data: [1], acl: [.open], flags: 0, ttl: nil))
+        try send(reader, 8, .getData, .getData(path: "/", watch: false))
+        loop.run()
+        #expect(sent.atSync.first == [8], "the read's reply was sent before the sync began: \(sent.atSync)")
+        #expect(try writer.readOutbound(as: ByteBuffer.self).flatMap(xid) == 7, "the create is answered after its sync")
+    }
 }
