@@ -215,7 +215,7 @@ public final class Store: @unchecked Sendable {
     /// writer lock.
     func decide<R>(
         _ operations: (_ now: Int64) -> [Operation], guards: [KeyGuard],
-        refusal: ((StoreState) -> R?)? = nil,
+        refusal: (inout StoreState) -> R? = { _ in nil },
         apply: (inout StoreState, Txn, UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
         var txn = Txn(time: 0, operations: [])
@@ -228,7 +228,7 @@ public final class Store: @unchecked Sendable {
     /// Decides one operation as a txn (see above). The operation is encoded and applied where it
     /// lies: copying it into an array and destroying that array cost a set about a sixth of its
     /// time (retains and releases of its key and value through the enum's value witnesses).
-    func decideOne(_ operation: Operation, refusal: ((StoreState) -> Reply?)? = nil) throws(StoreError) -> (Reply, UInt64, Bool) {
+    func decideOne(_ operation: Operation, refusal: (inout StoreState) -> Reply? = { _ in nil }) throws(StoreError) -> (Reply, UInt64, Bool) {
         let (reply, index, settled) = try decide(guards: [], refusal: refusal, encode: { now, out in
             TxnCodec.encode(time: now, operation, into: &out)
         }, apply: { state, time, index, changes in
@@ -240,7 +240,7 @@ public final class Store: @unchecked Sendable {
     /// The write path under both forms: `encode` writes the txn decided at `now` into the buffer
     /// it is given; `apply` applies that same txn to a state (called after `encode`, at most once).
     private func decide<R>(
-        guards: [KeyGuard], refusal: ((StoreState) -> R?)?,
+        guards: [KeyGuard], refusal: (inout StoreState) -> R?,
         encode: (_ now: Int64, _ out: inout [UInt8]) -> Void,
         apply: (inout StoreState, _ time: Int64, _ index: UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
@@ -256,8 +256,12 @@ public final class Store: @unchecked Sendable {
             let entry = state.keyspace(watched.db).live(watched.key, at: now)
             if entry?.version != watched.version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
-        // A caller's own precondition (a server's ACL check) against the head state.
-        if let refusal, let refused = refusal(headIsCommitted ? committed : head) { return (refused, lastLogged, false) }
+        // A caller's own precondition (a server's ACL check) against the head state, lent in
+        // place: a copy (`headIsCommitted ? committed : head`) retained and released every
+        // part of the state for each ZooKeeper write. (`refusal` must not change it; it is
+        // not optional, so it is not escaping: an optional closure's context was allocated
+        // on the heap for every ZooKeeper write.)
+        if let refused = headIsCommitted ? refusal(&committed) : refusal(&head) { return (refused, lastLogged, false) }
         let index = lastLogged + 1
         // Encoded, and room made for it in the log, before anything changes: a full disk or a
         // failed log refuses the write with nothing applied (under `no`/`everysec` the change

@@ -27,9 +27,7 @@ extension Store {
     /// state's tree (every decided txn applied, committed or not), answers instead: how a server
     /// checks a client's rights (ZooKeeper's ACLs) against the state the operation will meet.
     public func decide(_ operation: Operation, unless refusal: (ZTree) -> Reply?) throws(StoreError) -> (Reply, Decided) {
-        let (reply, index, settled) = try withoutActuallyEscaping(refusal) { (refusal) throws(StoreError) in
-            try decideOne(operation, refusal: { refusal($0.tree) })
-        }
+        let (reply, index, settled) = try decideOne(operation, refusal: { (state: inout StoreState) in refusal(state.tree) })
         return (reply, Decided(index: index, isCommitted: settled))
     }
 

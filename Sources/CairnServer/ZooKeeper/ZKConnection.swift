@@ -24,6 +24,10 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     private var context: ChannelHandlerContext?
     /// Its loop's (a channel never changes loops).
     private var flusher: LoopFlusher?
+    /// The loop's group commit and the channel's allocator, looked up once (each write used
+    /// them: a lookup and a few retains a request).
+    private var committer: LoopCommitter?
+    private var allocator = ByteBufferAllocator()
     private var input: ByteBuffer?
     private var queue = Deque<(xid: Int32, op: ZKOpCode, request: ZKRequest, received: ContinuousClock.Instant)>()
     private var out: [UInt8] = []
@@ -55,6 +59,8 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
         flusher = server.flushers[context.eventLoop]
+        committer = server.committers[context.eventLoop]
+        allocator = context.channel.allocator
         let channel = context.channel
         let loop = context.eventLoop
         outbox.wake = { [weak self] in loop.execute { self?.deliverEvents() } }
@@ -218,10 +224,11 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     // MARK: Running requests
 
     private func process() {
-        while !busy && !closing, let next = queue.first {
+        while !busy && !closing, let op = queue.first?.op {
             // A read waits for this connection's writes: it must see them.
-            if !batches.isEmpty && !Self.isWrite(next.op) { break }
-            queue.removeFirst()
+            if !batches.isEmpty && !Self.isWrite(op) { break }
+            // Moved out of the queue, not copied and then destroyed there.
+            let next = queue.removeFirst()
             run(next.xid, next.op, next.request, next.received)
         }
         guard !busy && !closing else { return }
@@ -245,14 +252,33 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Waits for the last batch's txn; when it commits, every batch up to it is sent.
     private func waitFor(_ decided: Decided) {
         batches[batches.count - 1].waiting = true
-        afterCommit(decided) { [self] in
-            while let first = batches.first, first.decided.index <= decided.index {
-                out.append(contentsOf: first.bytes)
-                batches.removeFirst()
-            }
-            flush()
-            process()
+        guard let committer else { return }
+        // One closure a write (not one wrapping another).
+        committer.add(decided) { [self] error in committed(through: decided.index, error) }
+    }
+
+    /// The loop's group commit has synced through `index` (or the store failed): every batch up
+    /// to it is sent, and what waited behind it runs.
+    private func committed(through index: UInt64, _ error: StoreError?) {
+        if let error {
+            storeFailed(error)
+            return
         }
+        while let first = batches.first, first.decided.index <= index {
+            out.append(contentsOf: first.bytes)
+            batches.removeFirst()
+        }
+        flush()
+        process()
+    }
+
+    /// Nothing held may be acknowledged: drop it and close (the client sees the connection
+    /// lost, as for a server that died before syncing).
+    private func storeFailed(_ error: StoreError) {
+        fail("the store failed: \(error)")
+        batches.removeAll()
+        queue.removeAll()
+        flush()
     }
 
     /// Where a reply goes: into the last batch while any is held, else out at the next flush.
@@ -263,18 +289,9 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Runs `then` on the event loop once `decided` has committed (and is visible), through
     /// the loop's group commit.
     private func afterCommit(_ decided: Decided, _ then: @escaping () -> Void) {
-        guard let loop = context?.eventLoop else { return }
-        server.committers[loop].add(decided) { [self] error in
-            if let error {
-                // Nothing held may be acknowledged: drop it and close (the client sees the
-                // connection lost, as for a server that died before syncing).
-                fail("the store failed: \(error)")
-                batches.removeAll()
-                queue.removeAll()
-                flush()
-                return
-            }
-            then()
+        guard let committer else { return }
+        committer.add(decided) { [self] error in
+            if let error { storeFailed(error) } else { then() }
         }
     }
 
@@ -813,7 +830,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     private func flush() {
         guard let context, !closing else { return }
         if !out.isEmpty {
-            let buffer = context.channel.allocator.buffer(bytes: out)
+            let buffer = allocator.buffer(bytes: out)
             out.removeAll(keepingCapacity: out.count < 1 << 16)
             if closeReason != nil {
                 context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)  // before the close below
