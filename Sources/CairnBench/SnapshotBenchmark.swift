@@ -94,7 +94,11 @@ public struct SnapshotBenchmark: Sendable {
         public var decodeOnly: [Double] = []        // content to state, no I/O or decompression
         public var reopenSeconds = 0.0
         public var writesWithout: (ops: Double, p99: Double) = (0, 0)
-        public var writesDuring: (ops: Double, p99: Double, snapshotSeconds: Double) = (0, 0, 0)
+        public var writesDuring: (ops: Double, p99: Double, snapshotSeconds: Double, count: Int) = (0, 0, 0, 0)
+
+        /// Fewer writes during the snapshot than this say nothing about its effect (a small
+        /// state's snapshot is over before the writer has started).
+        public static let fewestWritesDuring = 1000
         public var toolFound = false
 
         public var lines: [String] {
@@ -128,9 +132,14 @@ public struct SnapshotBenchmark: Sendable {
                               SnapshotBenchmark.median(serialiseOnly), SnapshotBenchmark.median(decodeOnly)))
             out.append(String(format: "reopen from snapshot + log: %.3f s (target < 1.5 s)", reopenSeconds))
             out.append(String(format: "writes without a snapshot: %.0f set/s, p99 %.1f us", writesWithout.ops, writesWithout.p99))
-            out.append(String(format: "writes during a snapshot (%.2f s): %.0f set/s (%.0f%%, target >= 70%%), p99 %.1f us (%.2fx, target <= 2x)",
-                              writesDuring.snapshotSeconds, writesDuring.ops, 100 * writesDuring.ops / max(writesWithout.ops, 1), writesDuring.p99,
-                              writesDuring.p99 / max(writesWithout.p99, 1e-9)))
+            if writesDuring.count < Self.fewestWritesDuring {
+                out.append(String(format: "writes during a snapshot (%.3f s): only %d before it ended, too few to compare (a larger state's snapshot lasts longer)",
+                                  writesDuring.snapshotSeconds, writesDuring.count))
+            } else {
+                out.append(String(format: "writes during a snapshot (%.2f s): %.0f set/s (%.0f%%, target >= 70%%), p99 %.1f us (%.2fx, target <= 2x)",
+                                  writesDuring.snapshotSeconds, writesDuring.ops, 100 * writesDuring.ops / max(writesWithout.ops, 1), writesDuring.p99,
+                                  writesDuring.p99 / max(writesWithout.p99, 1e-9)))
+            }
             return out
         }
     }
@@ -155,7 +164,7 @@ public struct SnapshotBenchmark: Sendable {
         result.writesWithout = (without.ops, without.p99)
         let filled = store
         let during = try Self.writes(store, seconds: 10, during: { try filled.snapshot() })
-        result.writesDuring = (during.ops, during.p99, during.snapshotSeconds)
+        result.writesDuring = (during.ops, during.p99, during.snapshotSeconds, during.count)
 
         // Write and compress, interleaved with the tool on the same bytes; then load and
         // decompress, interleaved too (loads allocate a second state: done after the writes, so
@@ -221,7 +230,7 @@ public struct SnapshotBenchmark: Sendable {
 
     /// One writer setting random keys of the store for `seconds`, or for as long as `during`
     /// runs on another thread; ops/s and p99 (us) of the writes in that window.
-    static func writes(_ store: Store, seconds: Double, during: (@Sendable () throws -> SnapshotFile.Stats)?) throws -> (ops: Double, p99: Double, snapshotSeconds: Double) {
+    static func writes(_ store: Store, seconds: Double, during: (@Sendable () throws -> SnapshotFile.Stats)?) throws -> (ops: Double, p99: Double, snapshotSeconds: Double, count: Int) {
         final class Flag: @unchecked Sendable {
             let lock = Lock()
             var done = false
@@ -253,6 +262,6 @@ public struct SnapshotBenchmark: Sendable {
         }
         let elapsed = Double(monotonicNanoseconds() - start) / 1e9
         if let failure = flag.lock.withLock({ flag.failure }) { throw BenchError(message: "the snapshot failed: \(failure)") }
-        return (Double(count) / elapsed, Double(histogram.valueAtPercentile(99)) / 1000, flag.lock.withLock { flag.seconds })
+        return (Double(count) / elapsed, Double(histogram.valueAtPercentile(99)) / 1000, flag.lock.withLock { flag.seconds }, count)
     }
 }
