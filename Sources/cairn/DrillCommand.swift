@@ -35,6 +35,8 @@ struct DrillCommand: ParsableCommand {
     var dir: String?
     @Option(help: "Longest wait before a kill, in milliseconds (from the child's start, or from when it is open).")
     var maxWaitMs = 400
+    @Option(help: "The writer snapshots (and compacts its log) every this many txns, so kills land in snapshots, manifest switches and compactions too (0: the store's default, a million).")
+    var snapshotEvery: UInt64 = 0
     @Flag(help: "Print the summary as one JSON object.")
     var json = false
 
@@ -52,12 +54,17 @@ struct DrillCommand: ParsableCommand {
         var maxLossWindow: Int64 = 0
         var recoveredTxns = 0
         var killsDuringOpen = 0
-        if !json { print("cairn drill: mode \(mode.rawValue), \(kills) kills, seed \(seed), \(directory)") }
+        var newestSnapshot: UInt64 = 0  // the index of the newest snapshot a reopen found
+        if !json {
+            print("cairn drill: mode \(mode.rawValue), \(kills) kills, seed \(seed), \(directory)"
+                  + (snapshotEvery > 0 ? ", a snapshot every \(snapshotEvery) txns" : ""))
+        }
 
         for kill in 0..<kills {
             let child = Process()
             child.executableURL = executable
-            child.arguments = ["drill-child", "--dir", directory, "--mode", mode.rawValue, "--seed", "\(seed)", "--start", "\(nextOperation)"]
+            child.arguments = ["drill-child", "--dir", directory, "--mode", mode.rawValue, "--seed", "\(seed)", "--start", "\(nextOperation)",
+                               "--snapshot-every", "\(snapshotEvery)"]
             let pipe = Pipe()
             child.standardOutput = pipe
             child.standardError = FileHandle.nullDevice
@@ -82,8 +89,9 @@ struct DrillCommand: ParsableCommand {
             }
             totalAcked += acks.count
 
-            let store = try Store.open(directory: FilePath(directory), options: StoreOptions(fsyncPolicy: mode))
+            let store = try Store.open(directory: FilePath(directory), options: drillOptions(mode, snapshotEvery: snapshotEvery))
             let recovered = Int(store.log.lastIndex)
+            newestSnapshot = store.snapshotStatus.manifest?.snapshots.first ?? newestSnapshot
             let state = store.stateView()
             try store.close()
             recoveredTxns = recovered
@@ -110,11 +118,13 @@ struct DrillCommand: ParsableCommand {
         if json {
             print("{\"mode\":\"\(mode.rawValue)\",\"kills\":\(kills),\"seed\":\(seed),\"acked\":\(totalAcked),"
                   + "\"lost_acked\":\(lostAcked),\"prefix_ok\":\(prefixOK),\"max_loss_window_ms\":\(maxLossWindow),"
-                  + "\"recovered_txns\":\(recoveredTxns),\"kills_while_opening\":\(killsDuringOpen),\"passed\":\(verdict)}")
+                  + "\"recovered_txns\":\(recoveredTxns),\"kills_while_opening\":\(killsDuringOpen),"
+                  + "\"newest_snapshot\":\(newestSnapshot),\"passed\":\(verdict)}")
         } else {
             print("\(verdict ? "PASSED" : "FAILED"): \(totalAcked) acknowledged writes over \(kills) kills "
                   + "(\(killsDuringOpen) while the writer was opening the store), "
-                  + "\(lostAcked) acknowledged lost, prefix \(prefixOK ? "ok" : "WRONG"), longest loss window \(maxLossWindow) ms")
+                  + "\(lostAcked) acknowledged lost, prefix \(prefixOK ? "ok" : "WRONG"), longest loss window \(maxLossWindow) ms"
+                  + (newestSnapshot > 0 ? ", recovered from a snapshot as late as index \(newestSnapshot)" : ""))
         }
         if !verdict { throw ExitCode(1) }
     }
@@ -130,9 +140,10 @@ struct DrillChildCommand: ParsableCommand {
     @Option var seed: UInt64
     @Option var start: Int
     @Option var count = 10_000_000
+    @Option var snapshotEvery: UInt64 = 0
 
     func run() throws {
-        let store = try Store.open(directory: FilePath(dir), options: StoreOptions(fsyncPolicy: mode))
+        let store = try Store.open(directory: FilePath(dir), options: drillOptions(mode, snapshotEvery: snapshotEvery))
         writeLine(1, "ready")  // the parent times most kills from here
         let workload = DrillWorkload(seed: seed)
         let clock = SystemClock()
@@ -142,4 +153,11 @@ struct DrillChildCommand: ParsableCommand {
         }
         try store.close()
     }
+}
+
+/// The store's options in a drill: `snapshotEvery` txns between snapshots (0: the default).
+func drillOptions(_ mode: FsyncPolicy, snapshotEvery: UInt64) -> StoreOptions {
+    var options = StoreOptions(fsyncPolicy: mode)
+    if snapshotEvery > 0 { options.snapshotEveryTxns = snapshotEvery }
+    return options
 }
