@@ -368,10 +368,11 @@ import Testing
     }
 
     /// A file larger than the read ring (a few pieces) is read on a thread of its own, round the
-    /// ring, while another decompresses and this one decodes: the same state. A read that fails
+    /// ring, while another decompresses, this one decodes the keys and a fourth the znodes: the
+    /// same state. A read that fails
     /// partway is a disk error naming the file; damage past the first ring and a truncated file
     /// are errors too; every thread is stopped before the buffers go (no hang, no crash).
-    @Test func aLargeSnapshotLoadsThroughThreeThreadsAndErrorsStopThem() throws {
+    @Test func aLargeSnapshotLoadsThroughFourThreadsAndErrorsStopThem() throws {
         let disk = SimulatedFileSystem()
         let clock = ManualClock()
         let store = try Store.open(directory: storeDirectory, options: options(disk, clock, policy: .no, segmentSize: 32 << 20))
@@ -379,6 +380,9 @@ import Testing
         // Random bytes do not compress: the file is about 12.6 MB.
         for i in 0..<6 { try store.set(Bytes("blob:\(i)"), Bytes((0..<(2 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })) }
         for i in 0..<5000 { try store.set(Bytes("key:\(i)"), Bytes("value \(i)")) }
+        // Enough znodes that they are decoded on a thread of their own (``TreeJob``), which
+        // must stop too when the read or the decompression fails.
+        _ = try store.execute((0..<TreeJob.threadFrom).map { .createNode(path: "/n\($0)", data: Bytes([1]), kind: .persistent, sequential: false, ttl: 0, owner: 0) })
         let stats = try store.snapshot()
         let expected = store.stateView()
         try store.close()
