@@ -4,18 +4,23 @@ import Testing
 
 /// `cairn drill` run as a user runs it: kill -9 a writer, reopen, and check the verdict.
 @Suite struct DrillCommandTests {
-    @Test(arguments: ["always", "everysec", "no"])
-    func theDrillPassesAndReportsJSON(mode: String) throws {
+    /// Runs `cairn drill ARGUMENTS --json`; its summary, after checking it exited 0.
+    func drill(_ arguments: [String]) throws -> [String: Any] {
         let process = Process()
         process.executableURL = try cairnExecutable()
-        process.arguments = ["drill", "--mode", mode, "--kills", "6", "--max-wait-ms", "300", "--seed", "11", "--json"]
+        process.arguments = ["drill"] + arguments + ["--json"]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(String(decoding: data, as: UTF8.self))")
-        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test(arguments: ["always", "everysec", "no"])
+    func theDrillPassesAndReportsJSON(mode: String) throws {
+        let summary = try drill(["--mode", mode, "--kills", "6", "--max-wait-ms", "300", "--seed", "11"])
         #expect(summary["mode"] as? String == mode)
         #expect(summary["kills"] as? Int == 6)
         #expect(summary["prefix_ok"] as? Bool == true)
@@ -29,17 +34,7 @@ import Testing
     /// With snapshots every 2000 txns, kills land in snapshots, manifest switches and
     /// compactions too, and every reopen still recovers a prefix with nothing acknowledged lost.
     @Test func theDrillPassesWithSnapshotsTakenAsItWrites() throws {
-        let process = Process()
-        process.executableURL = try cairnExecutable()
-        process.arguments = ["drill", "--mode", "always", "--kills", "6", "--max-wait-ms", "400", "--seed", "12",
-                             "--snapshot-every", "2000", "--json"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(String(decoding: data, as: UTF8.self))")
-        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summary = try drill(["--mode", "always", "--kills", "6", "--max-wait-ms", "400", "--seed", "12", "--snapshot-every", "2000"])
         #expect(summary["prefix_ok"] as? Bool == true && summary["lost_acked"] as? Int == 0)
         let recovered = try #require(summary["recovered_txns"] as? Int)
         let snapshot = try #require(summary["newest_snapshot"] as? Int)
