@@ -133,7 +133,8 @@ public enum SnapshotFile {
     /// The content's own CRC32C is always checked. The LZ4 frame's checksum (XXH32 of the same
     /// content, which `lz4 -d` checks) is checked only when `frameChecksum` is set, as `cairn
     /// check` does: it costs a load 40% of the decompressing thread's time and adds nothing the
-    /// CRC32C does not catch but damage to itself.
+    /// CRC32C does not catch but damage to itself. (A file without the size frame is
+    /// decompressed whole first, and that checks the XXH32 either way.)
     public static func read(_ path: FilePath, fileSystem: any FileSystem, frameChecksum: Bool = false) throws(SnapshotError) -> (StoreState, Stats) {
         let started = monotonicNanoseconds()
         let name = path.lastComponent?.string ?? path.string
