@@ -18,7 +18,7 @@ release: deps
 # Builds every target first: the kill and check tests run the `cairn` executable.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	SWIFTNIO_STRICT=1 $(SWIFT) test --skip-build
 	$(MAKE) fuzz-smoke
 
 bench: release

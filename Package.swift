@@ -123,7 +123,7 @@ let package = Package(
             name: "CairnServerTests",
             dependencies: ["CairnServer", "Cairn", "CairnStorage", "CairnTesting", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "NIOEmbedded", package: "swift-nio")]
+                           .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(
             name: "CairnTests",

@@ -12,16 +12,21 @@ final class PerLoop<Value>: @unchecked Sendable {
     private let make: (EventLoop) -> Value
     private let lock = Lock()
     private var byLoop: [ObjectIdentifier: Value] = [:]
+    private var made: [(loop: EventLoop, value: Value)] = []
 
     init(_ make: @escaping (EventLoop) -> Value) {
         self.make = make
     }
+
+    /// Every loop's value made so far.
+    var all: [(loop: EventLoop, value: Value)] { lock.withLock { made } }
 
     subscript(_ loop: EventLoop) -> Value {
         lock.withLock {
             if let value = byLoop[ObjectIdentifier(loop)] { return value }
             let value = make(loop)
             byLoop[ObjectIdentifier(loop)] = value
+            made.append((loop, value))
             return value
         }
     }

@@ -63,6 +63,11 @@ public final class RESPServer: @unchecked Sendable {
     public func stop() throws {
         state.options.logger.info("RESP listener stopping: \(clientCount) client(s) connected")
         try? channel.close().wait()
+        // Replies whose sync runs in the log's flusher arrive through the loops: let them.
+        let unanswered = state.committers.stopBackgroundCommits()
+        if unanswered > 0 {
+            state.options.logger.info("RESP listener stopping: \(unanswered) group commit(s) still syncing were not answered")
+        }
         try group.syncShutdownGracefully()
     }
 

@@ -63,7 +63,7 @@ final class ServerState: @unchecked Sendable {
         commitWait = CoreMetrics.Timer(label: "cairn_resp_commit_wait", factory: factory)
         let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
         self.flushers = flushers
-        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil, flusher: flushers[$0]) }
+        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil, flusher: flushers[$0], metrics: "cairn_resp", factory: factory) }
         lastSave = Int64(Date().timeIntervalSince1970)
     }
 

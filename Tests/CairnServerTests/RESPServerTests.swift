@@ -241,6 +241,37 @@ import Glibc
         #expect(result?.output.contains("redis-py ok") == true, "\(result?.output ?? "")")
     }
 
+    /// Under `always`, the writes of several clients decided in one tick are synced by the
+    /// log's flusher while the loop reads on (see `LoopCommitter`), and each reply still waits
+    /// for its own txn's sync: the n-th INCR is txn `base + n`, so the log must be durable
+    /// through it when its reply arrives. Syncs are slowed, so an early reply would be seen.
+    @Test func incrsOfManyClientsAreAnsweredOnlyOnceDurable() throws {
+        let metrics = TestMetrics()
+        let server = try TestServer(policy: .always, metrics: metrics)
+        defer { server.stop() }
+        server.disk.observeSyncs { _ in usleep(500) }
+        defer { server.disk.observeSyncs(nil) }
+        let clients = try (0..<8).map { _ in try RawClient(port: server.port) }
+        let base = server.store.log.lastIndex
+        var counts: Set<Int> = []
+        for _ in 0..<25 {
+            for client in clients { client.command("INCR", "n") }
+            for client in clients {
+                let reply = client.reply()
+                let durable = server.store.log.durableLogIndex
+                guard reply.hasPrefix(":"), let count = Int(reply.dropFirst().trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                    Issue.record("INCR answered \(reply.debugDescription)")
+                    continue
+                }
+                #expect(base + UInt64(count) <= durable, "INCR number \(count) was answered before its sync (durable through \(durable - base))")
+                counts.insert(count)
+            }
+        }
+        #expect(counts == Set(1...200), "every INCR answered once, with its own count")
+        let byFlusher = try metrics.expectCounter("cairn_resp_group_commits", [("synced_by", "flusher")]).totalValue
+        #expect(byFlusher > 0, "several clients' writes in a tick are synced by the flusher")
+    }
+
     @Test func metricsCountCommandsAndTimeSyncsAndCommitWaits() throws {
         let metrics = TestMetrics()
         let server = try TestServer(policy: .always, metrics: metrics)

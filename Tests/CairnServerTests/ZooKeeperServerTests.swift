@@ -4,6 +4,7 @@ import CairnStorage
 import CairnTesting
 import Foundation
 import MetricsTestKit
+import NIOPosix
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -392,6 +393,84 @@ import Glibc
         #expect(try replies[replies.count - 1].strings().count == 200)
         // zxids rise with the requests.
         #expect(zip(replies.dropLast(2), replies.dropFirst().dropLast()).allSatisfy { $0.zxid < $1.zxid })
+    }
+
+    /// Under `always`, the writes of several connections decided in one tick are synced by the
+    /// log's flusher while the loop reads on (one connection's, by the loop itself). Either
+    /// way a reply goes out only once its txn is durable, and each connection's replies keep
+    /// their order. Syncs are slowed, so a reply sent before its sync would be seen.
+    @Test func writesOfManyConnectionsAreAnsweredOnlyOnceDurable() throws {
+        let metrics = TestMetrics()
+        let server = try ZKTestServer(policy: .always, metrics: metrics)
+        defer { server.stop() }
+        server.disk.observeSyncs { _ in usleep(500) }
+        defer { server.disk.observeSyncs(nil) }
+        let clients = try (0..<8).map { _ in try ZKRawClient(port: server.port) }
+        for client in clients { try client.connect() }
+        var made = 0
+        for round in 0..<25 {
+            let sent = clients.enumerated().map { c, client in
+                (0..<2).map { k in client.send(.create, .create(path: "/r\(round)-c\(c)-\(k)", data: [], acl: [.open], flags: 0, ttl: nil)) }
+            }
+            for (c, client) in clients.enumerated() {
+                for xid in sent[c] {
+                    let reply = try client.reply()
+                    let durable = server.store.log.durableLogIndex
+                    #expect(reply.xid == xid, "replies in request order")
+                    #expect(reply.err == 0)
+                    #expect(UInt64(reply.zxid) <= durable, "the reply at zxid \(reply.zxid) came before its sync (durable: \(durable))")
+                    made += 1
+                }
+            }
+        }
+        #expect(made == 400)
+        #expect(try clients[0].call(.getAllChildrenNumber, .getAllChildrenNumber(path: "/")).err == 0)
+        #expect(server.store.stateView().tree.count == 400 + 4, "every node made (and /, /zookeeper and its two children)")
+        let byFlusher = try metrics.expectCounter("cairn_zk_group_commits", [("synced_by", "flusher")]).totalValue
+        let byLoop = try metrics.expectCounter("cairn_zk_group_commits", [("synced_by", "loop")]).totalValue
+        #expect(byFlusher > 0, "several connections' writes in a tick are synced by the flusher (loop: \(byLoop))")
+    }
+
+    /// A server that stops while a group commit syncs in the background waits for it a moment,
+    /// then stops handing answers to its loops: a sync that ends after the stop (here held until
+    /// then) reaches no loop that has shut down, and its txns are durable all the same.
+    @Test func stoppingWhileTheFlusherSyncsLosesNothing() throws {
+        let server = try ZKTestServer(policy: .always)
+        var stopped = false
+        defer { if !stopped { server.stop() } }
+        let clients = try (0..<4).map { _ in try ZKRawClient(port: server.port) }
+        for client in clients { try client.connect() }
+        // The first create's sync (by the loop: one connection) is held, so the other three
+        // arrive meanwhile and are decided in one tick: their sync goes to the flusher, whose
+        // syncs are then held too.
+        let flusherSyncs = DispatchSemaphore(value: 0)
+        server.disk.observeSyncs { _ in
+            if MultiThreadedEventLoopGroup.currentEventLoop == nil { flusherSyncs.wait() }
+        }
+        server.disk.holdSyncs()
+        _ = clients[0].send(.create, .create(path: "/held0", data: [], acl: [.open], flags: 0, ttl: nil))
+        let deadline = Date().addingTimeInterval(10)
+        while server.store.log.lastIndex == server.store.log.durableLogIndex && Date() < deadline { usleep(1000) }
+        for c in 1..<4 { _ = clients[c].send(.create, .create(path: "/held\(c)", data: [], acl: [.open], flags: 0, ttl: nil)) }
+        usleep(50_000)  // the three are in the loop's sockets
+        server.disk.releaseSyncs()
+        #expect(try clients[0].reply().err == 0, "the loop's own sync answers the first")
+        while server.store.log.lastIndex < server.store.log.durableLogIndex + 3 && Date() < deadline { usleep(1000) }
+        #expect(server.store.log.lastIndex == server.store.log.durableLogIndex + 3, "three creates decided, their sync held")
+        nonisolated(unsafe) let listener = server.server
+        let stopping = Thread { try? listener.stop() }
+        stopping.start()
+        usleep(1_500_000)  // past the stop's wait for background commits (1 s)
+        flusherSyncs.signal()
+        while !stopping.isFinished && Date() < deadline.addingTimeInterval(10) { usleep(1000) }
+        #expect(stopping.isFinished, "the server stopped")
+        server.disk.observeSyncs(nil)
+        for client in clients.dropFirst() { #expect(throws: (any Error).self) { try client.reply() } }  // closed unanswered
+        try server.store.close()
+        stopped = true
+        let reopened = try Store.open(directory: "/store", options: StoreOptions(fsyncPolicy: .always, clock: server.clock, fileSystem: server.disk, activeExpiry: false))
+        defer { try? reopened.close() }
+        for c in 0..<4 { #expect(try reopened.exists("/held\(c)") != nil, "/held\(c) was logged before the stop") }
     }
 
     @Test func metricsCountRequestsAndGroupCommits() throws {

@@ -112,7 +112,7 @@ final class ZKServerState: @unchecked Sendable {
         commitWait = CoreMetrics.Timer(label: "cairn_zk_commit_wait", factory: factory)
         let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
         self.flushers = flushers
-        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait, flusher: flushers[$0]) }
+        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait, flusher: flushers[$0], metrics: "cairn_zk", factory: factory) }
     }
 
     /// A session's password: the first 16 bytes of HMAC-SHA256(secret, id). Nothing to store,
