@@ -96,8 +96,10 @@ public final class Store: @unchecked Sendable {
     public let log: Log
     let clock: any Clock
 
-    /// Guards `head`, `pending`, the buffers, `failure`.
-    private let writer = Lock()
+    /// Guards `head`, `pending`, the buffers, `failure`. Both of the store's locks are
+    /// `FastLock`s, not pthread mutexes: every write takes each once, and the pthread calls
+    /// were a tenth of a pipelined SET's CPU (`-P 16` SET: 1.16 → 1.10 µs of server CPU).
+    private let writer = FastLock()
     /// The head state while txns are pending (under `always`); when nothing is pending under
     /// `no` or `everysec`, head *is* the committed state (`headIsCommitted`) and a txn is
     /// applied once, to the committed trie, instead of to two.
@@ -128,7 +130,7 @@ public final class Store: @unchecked Sendable {
     let snapshotInFlight = Atomic<Bool>(false)
 
     /// Guards `committed`, `committedIndex` and `watches` (held briefly, never while calling out).
-    private let readLock = Lock()
+    private let readLock = FastLock()
     private var committed: StoreState
     /// The index of the last txn in `committed`.
     private var committedIndex: UInt64
@@ -244,8 +246,16 @@ public final class Store: @unchecked Sendable {
         encode: (_ now: Int64, _ out: inout [UInt8]) -> Void,
         apply: (inout StoreState, _ time: Int64, _ index: UInt64, inout StoreState.Changes) -> R
     ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
-        writer.lock()
-        defer { writer.unlock() }
+        try writer.withLock { () throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) in
+            try decideLocked(guards: guards, refusal: refusal, encode: encode, apply: apply)
+        }
+    }
+
+    private func decideLocked<R>(
+        guards: [KeyGuard], refusal: (inout StoreState) -> R?,
+        encode: (_ now: Int64, _ out: inout [UInt8]) -> Void,
+        apply: (inout StoreState, _ time: Int64, _ index: UInt64, inout StoreState.Changes) -> R
+    ) throws(StoreError) -> (result: R?, wait: UInt64, settled: Bool) {
         if let failure { throw failure }
         let lastLogged = log.lastIndex
         let now = clock.nowMilliseconds()
@@ -354,16 +364,12 @@ public final class Store: @unchecked Sendable {
 
     /// Runs `body` with the writer lock held (for the expiry driver and session touches).
     func withWriterLock<T>(_ body: () throws -> T) rethrows -> T {
-        writer.lock()
-        defer { writer.unlock() }
-        return try body()
+        try writer.withLock { () throws -> T in try body() }
     }
 
     /// Applies logged txns up to `index` to the committed state and publishes it.
     private func publish(through index: UInt64) {
-        writer.lock()
-        defer { writer.unlock() }
-        publishLocked(through: index)
+        writer.withLock { publishLocked(through: index) }
     }
 
     /// Head and committed are two tries that share keys and values but not nodes: each change
