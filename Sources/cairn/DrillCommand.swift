@@ -37,8 +37,18 @@ struct DrillCommand: ParsableCommand {
     var maxWaitMs = 400
     @Option(help: "The writer snapshots (and compacts its log) every this many txns, so kills land in snapshots, manifest switches and compactions too (0: the store's default, a million).")
     var snapshotEvery: UInt64 = 0
+    @Option(help: "String keys the writes pick from (thousands make snapshots big enough for the loader's parallel paths).")
+    var keys = 64
+    @Option(help: "Znodes the writes pick from under each of the four top znodes.")
+    var znodes = 8
     @Flag(help: "Print the summary as one JSON object.")
     var json = false
+
+    func validate() throws {
+        guard keys >= 2 else { throw ValidationError("--keys must be at least 2") }
+        guard znodes >= 1 else { throw ValidationError("--znodes must be at least 1") }
+        guard kills >= 1 else { throw ValidationError("--kills must be at least 1") }
+    }
 
     func run() throws {
         let seed = self.seed ?? UInt64.random(in: 1...UInt64(Int64.max))
@@ -46,7 +56,7 @@ struct DrillCommand: ParsableCommand {
         let directory = dir ?? "/tmp/cairn-drill-\(getpid())"
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        var model = DrillModel(workload: DrillWorkload(seed: seed))
+        var model = DrillModel(workload: DrillWorkload(seed: seed, keys: keys, znodesPerParent: znodes))
         var nextOperation = 0
         var totalAcked = 0
         var lostAcked = 0
@@ -55,6 +65,8 @@ struct DrillCommand: ParsableCommand {
         var recoveredTxns = 0
         var killsDuringOpen = 0
         var newestSnapshot: UInt64 = 0  // the index of the newest snapshot a reopen found
+        var finalKeys = 0, finalZnodes = 0  // the size of the state the last reopen recovered
+        var snapshotKeys = 0, snapshotZnodes = 0  // ... and of the snapshot it started from
         if !json {
             print("cairn drill: mode \(mode.rawValue), \(kills) kills, seed \(seed), \(directory)"
                   + (snapshotEvery > 0 ? ", a snapshot every \(snapshotEvery) txns" : ""))
@@ -64,7 +76,7 @@ struct DrillCommand: ParsableCommand {
             let child = Process()
             child.executableURL = executable
             child.arguments = ["drill-child", "--dir", directory, "--mode", mode.rawValue, "--seed", "\(seed)", "--start", "\(nextOperation)",
-                               "--snapshot-every", "\(snapshotEvery)"]
+                               "--snapshot-every", "\(snapshotEvery)", "--keys", "\(keys)", "--znodes", "\(znodes)"]
             let pipe = Pipe()
             child.standardOutput = pipe
             child.standardError = FileHandle.nullDevice
@@ -94,11 +106,18 @@ struct DrillCommand: ParsableCommand {
             newestSnapshot = store.snapshotStatus.manifest?.snapshots.first ?? newestSnapshot
             let state = store.stateView()
             try store.close()
+            (finalKeys, finalZnodes) = (state.keyCount, state.tree.count)
+            if kill == kills - 1, let newest = store.snapshotStatus.manifest?.snapshots.first {
+                let path = FilePath(directory).appending(SnapshotFormat.fileName(index: newest))
+                let (_, stats) = try SnapshotFile.read(path, fileSystem: PosixFileSystem())
+                (snapshotKeys, snapshotZnodes) = (stats.header.keys, stats.header.nodes)
+            }
             recoveredTxns = recovered
             let highestAck = acks.last?.number ?? (nextOperation - 1)
             model.advance(through: max(highestAck + 1, nextOperation) + 1)
-            while model.states.count <= recovered { model.advance(through: model.loggedBefore.count + 64) }
+            while model.loggedCount < recovered { model.advance(through: model.loggedBefore.count + 64) }
             let statePrefixOK = model.matches(state, afterLogged: recovered)
+            model.forget(before: recovered)  // durable now: no later reopen recovers less
             prefixOK = prefixOK && statePrefixOK
             // Acknowledged txns the recovered log does not hold.
             let ackedTxns = model.loggedBefore[highestAck + 1]
@@ -119,12 +138,14 @@ struct DrillCommand: ParsableCommand {
             print("{\"mode\":\"\(mode.rawValue)\",\"kills\":\(kills),\"seed\":\(seed),\"acked\":\(totalAcked),"
                   + "\"lost_acked\":\(lostAcked),\"prefix_ok\":\(prefixOK),\"max_loss_window_ms\":\(maxLossWindow),"
                   + "\"recovered_txns\":\(recoveredTxns),\"kills_while_opening\":\(killsDuringOpen),"
-                  + "\"newest_snapshot\":\(newestSnapshot),\"passed\":\(verdict)}")
+                  + "\"newest_snapshot\":\(newestSnapshot),\"keys\":\(finalKeys),\"znodes\":\(finalZnodes),"
+                  + "\"snapshot_keys\":\(snapshotKeys),\"snapshot_znodes\":\(snapshotZnodes),\"passed\":\(verdict)}")
         } else {
             print("\(verdict ? "PASSED" : "FAILED"): \(totalAcked) acknowledged writes over \(kills) kills "
                   + "(\(killsDuringOpen) while the writer was opening the store), "
                   + "\(lostAcked) acknowledged lost, prefix \(prefixOK ? "ok" : "WRONG"), longest loss window \(maxLossWindow) ms"
-                  + (newestSnapshot > 0 ? ", recovered from a snapshot as late as index \(newestSnapshot)" : ""))
+                  + (newestSnapshot > 0 ? ", recovered from a snapshot as late as index \(newestSnapshot)" : "")
+                  + "; the last reopen held \(finalKeys) keys and \(finalZnodes) znodes")
         }
         if !verdict { throw ExitCode(1) }
     }
@@ -141,11 +162,13 @@ struct DrillChildCommand: ParsableCommand {
     @Option var start: Int
     @Option var count = 10_000_000
     @Option var snapshotEvery: UInt64 = 0
+    @Option var keys = 64
+    @Option var znodes = 8
 
     func run() throws {
         let store = try Store.open(directory: FilePath(dir), options: drillOptions(mode, snapshotEvery: snapshotEvery))
         writeLine(1, "ready")  // the parent times most kills from here
-        let workload = DrillWorkload(seed: seed)
+        let workload = DrillWorkload(seed: seed, keys: keys, znodesPerParent: znodes)
         let clock = SystemClock()
         for number in start..<(start + count) {
             _ = try store.execute([workload.operation(number)])

@@ -43,6 +43,34 @@ import Testing
         #expect(snapshot <= recovered)
     }
 
+    /// With thousands of keys and znodes, the snapshots a reopen loads are large enough for the
+    /// loader's parallel paths (the keys' table built on two threads from 65536 keys; the znodes
+    /// decoded on their own thread from 4096 keys and 4096 znodes), and kills land among them.
+    @Test func theDrillPassesWithSnapshotsLargeEnoughForTheParallelLoad() throws {
+        let summary = try drill(["--mode", "no", "--kills", "4", "--max-wait-ms", "2000", "--seed", "21",
+                                 "--keys", "8000", "--znodes", "4000", "--snapshot-every", "10000"])
+        #expect(summary["passed"] as? Bool == true && summary["prefix_ok"] as? Bool == true)
+        let keys = try #require(summary["snapshot_keys"] as? Int), znodes = try #require(summary["snapshot_znodes"] as? Int)
+        #expect(try #require(summary["newest_snapshot"] as? Int) > 0)
+        #expect(keys >= 4096 && znodes >= 4096, "the last reopen loaded a snapshot past the threaded tree load's threshold: \(keys) keys, \(znodes) znodes")
+    }
+
+    @Test func theDrillRefusesWorkloadsWithoutKeysOrZnodes() throws {
+        for arguments in [["--keys", "1"], ["--znodes", "0"], ["--kills", "0"]] {
+            let process = Process()
+            process.executableURL = try cairnExecutable()
+            process.arguments = ["drill"] + arguments
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus != 0, "\(arguments) was accepted")
+            #expect(message.contains(arguments[0]), "the error names \(arguments[0]): \(message)")
+        }
+    }
+
     /// The drill times most kills from the child's `ready` line.
     @Test func theCollectorSeesALineAsItArrivesAndNotBefore() throws {
         let process = Process()
