@@ -98,6 +98,23 @@ import Testing
         try store.close()
     }
 
+    /// APPEND refuses to grow a string past 512 MB (Redis's proto-max-bulk-len), with Redis's
+    /// error and nothing changed or logged; up to the limit exactly it grows. On the state
+    /// machine itself: through the store, the 512 MB would be held again by the simulated log.
+    @Test func appendRefusesToGrowAStringPast512MB() {
+        var state = StoreState()
+        var changes = StoreState.Changes()
+        do {
+            let big = Bytes([UInt8](repeating: 0x61, count: Keyspace.maxStringLength - 1))
+            #expect(state.apply(.set("s", big, condition: .always, expiry: .clear, returnOld: false), time: 0, index: 1, changes: &changes) == .ok)
+        }
+        changes = StoreState.Changes()  // (drops the change's reference: the string is the state's alone)
+        #expect(state.apply(.append("s", "xy"), time: 0, index: 2, changes: &changes) == .error(.stringTooLong))
+        #expect(changes.isEmpty, "a refused APPEND changes nothing, so nothing is logged")
+        #expect(KVError.stringTooLong.description == "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        #expect(state.apply(.append("s", "x"), time: 0, index: 2, changes: &changes) == .integer(Int64(Keyspace.maxStringLength)))
+    }
+
     @Test func appendStrlenGetdelGetex() throws {
         let (store, _, clock) = try makeStore()
         #expect(try store.append("s", "Hello") == 5)
