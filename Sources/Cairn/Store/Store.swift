@@ -259,12 +259,11 @@ public final class Store: @unchecked Sendable {
         if let failure { throw failure }
         let lastLogged = log.lastIndex
         let now = clock.nowMilliseconds()
-        // Only writers (holding `writer`) change `committed`, so reading it here is safe. No
-        // copy of the state may outlive this check: the apply below must find it unshared.
+        // Only writers (holding `writer`) change `committed`, so reading it here is safe. The
+        // state is lent, not copied (a copy retained and released every part of it per guard).
         for watched in guards {
-            let state = headIsCommitted ? committed : head
-            let entry = state.keyspace(watched.db).live(watched.key, at: now)
-            if entry?.version != watched.version { return (nil, lastLogged, false) }  // a watched key changed: not run
+            let version = headIsCommitted ? Self.liveVersion(of: watched, in: committed, at: now) : Self.liveVersion(of: watched, in: head, at: now)
+            if version != watched.version { return (nil, lastLogged, false) }  // a watched key changed: not run
         }
         // A caller's own precondition (a server's ACL check) against the head state, lent in
         // place: a copy (`headIsCommitted ? committed : head`) retained and released every
@@ -316,6 +315,11 @@ public final class Store: @unchecked Sendable {
         }
         changeBuffer.removeAll()
         return (replies, index, false)
+    }
+
+    /// The version of a guarded key that is live at `now` in `state`, or nil.
+    private static func liveVersion(of watched: KeyGuard, in state: borrowing StoreState, at now: Int64) -> UInt64? {
+        watched.db == 0 ? state.keyspace.live(watched.key, at: now)?.version : state.databases[watched.db]?.live(watched.key, at: now)?.version
     }
 
     /// Makes room in the log for the encoded txn (writer lock held). A txn too large for
