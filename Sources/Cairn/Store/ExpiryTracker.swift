@@ -54,7 +54,7 @@ struct ExpiryTracker {
         // In place (a for-in loop would copy each change); nothing to do for a put without a
         // deadline while no key has a timer, the common case.
         changes.keyspace.withUnsafeBufferPointer { keyspace in
-            for i in keyspace.indices where !keyTimers.isEmpty || keyspace[i].setsDeadline {
+            for i in keyspace.indices where !keyTimers.isEmpty || KeyspaceChange.setsDeadline(keyspace[i]) {
                 trackKey(keyspace[i], db: 0, &earliest)
             }
         }
