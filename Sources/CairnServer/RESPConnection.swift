@@ -17,7 +17,9 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     let server: ServerState
-    var store: Store { server.store }
+    /// The server's store, held directly: reached through `server` (a computed property), each
+    /// use retained and released it.
+    let store: Store
     var session = ClientSession()
     private var input: ByteBuffer?
     private var needed = 1
@@ -42,6 +44,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     init(server: ServerState) {
         self.server = server
+        store = server.store
     }
 
     // MARK: Channel events

@@ -18,7 +18,9 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     let server: ZKServerState
-    var store: Store { server.store }
+    /// The server's store, held directly: reached through `server` (a computed property), each
+    /// use retained and released it.
+    let store: Store
     let info: ZKClientInfo
     var outbox: ZKWatchOutbox { info.outbox }
     private var context: ChannelHandlerContext?
@@ -51,6 +53,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
 
     init(server: ZKServerState, address: String) {
         self.server = server
+        store = server.store
         info = ZKClientInfo(address: address)
     }
 
