@@ -41,6 +41,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var blockTimeout: Scheduled<Void>?
     private var blockedPop: (keys: [Bytes], left: Bool)?
     private var limits = RESPLimits()
+    /// Commands run and not yet added to the server's count (see ``countCommands()``).
+    private var uncountedCommands = 0
 
     init(server: ServerState) {
         self.server = server
@@ -149,7 +151,17 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         value.encode(into: &out, protocolVersion: session.protocolVersion)
     }
 
+    /// Adds the commands run since the last count to the server's total and its metric: once
+    /// a batch, not per command (an atomic add and a metrics call each).
+    func countCommands() {
+        guard uncountedCommands > 0 else { return }
+        server.totalCommands.add(uncountedCommands, ordering: .relaxed)
+        server.commandCounter.increment(by: Int64(uncountedCommands))
+        uncountedCommands = 0
+    }
+
     private func flush(close: Bool = false) {
+        countCommands()
         guard let context, !out.isEmpty || close else { return }
         let buffer = context.channel.allocator.buffer(bytes: out)
         out.removeAll(keepingCapacity: true)
@@ -248,8 +260,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Runs one command (the session's state machine: auth, MULTI, subscriptions).
     private func run(_ arguments: [Bytes]) {
         let name = Self.commandName(arguments[0])
-        server.totalCommands.add(1, ordering: .relaxed)
-        server.commandCounter.increment()
+        uncountedCommands += 1
         session.lastCommand = name
         if !session.authenticated && !["auth", "hello", "quit"].contains(name) {
             append(.error("NOAUTH Authentication required."))

@@ -280,6 +280,9 @@ import Glibc
         for i in 0..<20 { client.command("SET", "k\(i)", "v"); _ = client.reply() }
         client.command("GET", "k1"); _ = client.reply()
         #expect(try metrics.expectCounter("cairn_resp_commands").totalValue == 21)
+        // Counted once a batch, but INFO sees every command so far, itself included.
+        client.command("INFO", "stats")
+        #expect(client.reply().contains("total_commands_processed:22\r\n"))
         #expect(try metrics.expectTimer("cairn_log_fsync").values.count >= 1)
         #expect(try metrics.expectRecorder("cairn_log_batch_records").values.reduce(0, +) >= 20)
         #expect(try metrics.expectTimer("cairn_resp_commit_wait").values.count >= 1)

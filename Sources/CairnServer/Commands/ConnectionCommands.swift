@@ -262,6 +262,7 @@ enum ConnectionCommands {
     }
 
     static func info(_ c: RESPConnection, _ a: Arguments) -> String {
+        c.countCommands()  // this connection's commands so far, INFO itself included
         let server = c.server
         let store = c.store
         let wanted = a.count > 1 ? Set(a.values[1...].map { $0.string.lowercased() }) : ["default"]
@@ -353,6 +354,7 @@ enum ConnectionCommands {
             }
             c.append(.ok)
         case "RESETSTAT":
+            c.countCommands()
             c.server.totalCommands.store(0, ordering: .relaxed)
             c.server.lock.withLock { c.server.rejectedConnections = 0 }
             c.append(.ok)
