@@ -31,10 +31,11 @@ final class LoopCommitter {
     private let commitWait: CoreMetrics.Timer?
     /// Batches handed to the log's flusher and not yet answered (changed on the loop, read by a
     /// server that stops: it waits a little for them to be answered).
-    fileprivate let inBackground = Atomic<Int>(0)
-    /// Set once the server stops: a sync that ends later no longer hands its answer to the
-    /// loop, which may have shut down (its connections are closed; the txns are durable).
-    fileprivate let stopped = StopGate()
+    let inBackground = Atomic<Int>(0)
+    /// Closed once the server stops (one gate for all its loops, so a committer made during the
+    /// stop is closed too): a sync that ends later no longer hands its answer to the loop, which
+    /// may have shut down (its connections are closed; the txns are durable).
+    private let stopped: StopGate
 
     /// Group commits synced on the loop and by the log's flusher.
     private let syncedByLoop: Counter
@@ -44,9 +45,11 @@ final class LoopCommitter {
     /// sync (a GET answered this tick need not wait for another connection's `fdatasync`).
     /// `prefix` names the metrics: `<prefix>_group_commits`, with `synced_by` = `loop` or
     /// `flusher`.
-    init(store: Store, loop: EventLoop, commitWait: CoreMetrics.Timer?, flusher: LoopFlusher, metrics prefix: String, factory: any MetricsFactory) {
+    init(store: Store, loop: EventLoop, commitWait: CoreMetrics.Timer?, flusher: LoopFlusher, stopped: StopGate,
+         metrics prefix: String, factory: any MetricsFactory) {
         self.store = store
         self.loop = loop
+        self.stopped = stopped
         self.commitWait = commitWait
         syncedByLoop = Counter(label: "\(prefix)_group_commits", dimensions: [("synced_by", "loop")], factory: factory)
         syncedByFlusher = Counter(label: "\(prefix)_group_commits", dimensions: [("synced_by", "flusher")], factory: factory)
@@ -107,25 +110,22 @@ final class LoopCommitter {
 
 extension PerLoop where Value == LoopCommitter {
     /// What a server's stop does before it shuts its loops down (never from a loop): waits up
-    /// to `seconds` for the batches syncing in the background to be answered, then stops every
-    /// answer still to come from reaching a loop. Returns how many batches were left unanswered
-    /// (their clients see the connection close, as for any request in flight at a stop).
-    func stopBackgroundCommits(seconds: Double = 1) -> Int {
+    /// to `seconds` for the batches syncing in the background to be answered, then closes
+    /// `gate` (the one every committer of the server was made with), so no answer still to
+    /// come reaches a loop. Returns how many batches were left unanswered (their clients see
+    /// the connection close, as for any request in flight at a stop).
+    func stopBackgroundCommits(closing gate: StopGate, seconds: Double = 1) -> Int {
         let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
-        let loops = all
-        var left = 0
-        for (_, committer) in loops {
-            while committer.inBackground.load(ordering: .relaxed) > 0 && monotonicNanoseconds() < deadline { usleep(1000) }
-            left += committer.inBackground.load(ordering: .relaxed)
-        }
-        for (_, committer) in loops { committer.stopped.flag.withLock { $0 = true } }
-        return left
+        func unanswered() -> Int { all.reduce(0) { $0 + $1.value.inBackground.load(ordering: .relaxed) } }
+        while unanswered() > 0 && monotonicNanoseconds() < deadline { usleep(1000) }
+        gate.flag.withLock { $0 = true }
+        return unanswered()
     }
 }
 
-/// Whether a loop's server has stopped, shared with the threads that sync (see
-/// ``LoopCommitter``): checked and set under one lock, so no answer is handed to a loop after
-/// its server said it stops.
+/// Whether a server has stopped, shared by its loops' committers and the threads that sync
+/// (see ``LoopCommitter``): checked and set under one lock, so no answer is handed to a loop
+/// after its server said it stops.
 final class StopGate: Sendable {
     let flag = Mutex(false)
 }

@@ -86,6 +86,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         blockTimeout?.cancel()
         if blockedPop != nil { endBlock() }  // keeps the server's count of blocked clients right
         if session.id != 0 { server.unregister(session.id) }
+        countCommands()  // (a client that left blocked, or mid-commit, never reached a flush)
         self.context = nil
     }
 

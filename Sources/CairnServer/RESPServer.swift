@@ -64,7 +64,7 @@ public final class RESPServer: @unchecked Sendable {
         state.options.logger.info("RESP listener stopping: \(clientCount) client(s) connected")
         try? channel.close().wait()
         // Replies whose sync runs in the log's flusher arrive through the loops: let them.
-        let unanswered = state.committers.stopBackgroundCommits()
+        let unanswered = state.committers.stopBackgroundCommits(closing: state.commitGate)
         if unanswered > 0 {
             state.options.logger.info("RESP listener stopping: \(unanswered) group commit(s) still syncing were not answered")
         }

@@ -52,6 +52,8 @@ final class ServerState: @unchecked Sendable {
     let commitWait: CoreMetrics.Timer
     /// Group commit led by each event loop (see ``LoopCommitter``).
     let committers: PerLoop<LoopCommitter>
+    /// Closed when the server stops: no group commit's answer reaches a loop after that.
+    let commitGate: StopGate
     /// Replies flushed once per loop tick (see ``LoopFlusher``).
     let flushers: PerLoop<LoopFlusher>
 
@@ -63,7 +65,9 @@ final class ServerState: @unchecked Sendable {
         commitWait = CoreMetrics.Timer(label: "cairn_resp_commit_wait", factory: factory)
         let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
         self.flushers = flushers
-        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil, flusher: flushers[$0], metrics: "cairn_resp", factory: factory) }
+        let gate = StopGate()
+        commitGate = gate
+        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil, flusher: flushers[$0], stopped: gate, metrics: "cairn_resp", factory: factory) }
         lastSave = Int64(Date().timeIntervalSince1970)
     }
 

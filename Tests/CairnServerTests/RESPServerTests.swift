@@ -283,6 +283,24 @@ import Glibc
         // Counted once a batch, but INFO sees every command so far, itself included.
         client.command("INFO", "stats")
         #expect(client.reply().contains("total_commands_processed:22\r\n"))
+        // A client that leaves while blocked in BLPOP never reaches a flush: counted as it goes.
+        do {
+            let blocked = try RawClient(port: server.port)
+            blocked.command("PING"); _ = blocked.reply()
+            blocked.command("BLPOP", "nothing", "0")
+            usleep(100_000)
+        }  // (closed here)
+        // 22, then PING and BLPOP, then each INFO: once the close is seen, exactly 24 + INFOs.
+        var counted = "", infos = 0
+        let deadline = Date().addingTimeInterval(5)
+        repeat {
+            client.command("INFO", "stats")
+            infos += 1
+            counted = client.reply()
+            if counted.contains("total_commands_processed:\(24 + infos)\r\n") { break }
+            usleep(10_000)
+        } while Date() < deadline
+        #expect(counted.contains("total_commands_processed:\(24 + infos)\r\n"), "the BLPOP of the client that left is counted")
         #expect(try metrics.expectTimer("cairn_log_fsync").values.count >= 1)
         #expect(try metrics.expectRecorder("cairn_log_batch_records").values.reduce(0, +) >= 20)
         #expect(try metrics.expectTimer("cairn_resp_commit_wait").values.count >= 1)

@@ -71,7 +71,7 @@ public final class ZKServer: @unchecked Sendable {
         state.options.logger.info("ZooKeeper listener stopping: \(clientCount) client(s) connected")
         try? channel.close().wait()
         // Replies whose sync runs in the log's flusher arrive through the loops: let them.
-        let unanswered = state.committers.stopBackgroundCommits()
+        let unanswered = state.committers.stopBackgroundCommits(closing: state.commitGate)
         if unanswered > 0 {
             state.options.logger.info("ZooKeeper listener stopping: \(unanswered) group commit(s) still syncing were not answered")
         }

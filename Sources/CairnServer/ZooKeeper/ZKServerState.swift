@@ -112,7 +112,9 @@ final class ZKServerState: @unchecked Sendable {
         commitWait = CoreMetrics.Timer(label: "cairn_zk_commit_wait", factory: factory)
         let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
         self.flushers = flushers
-        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait, flusher: flushers[$0], metrics: "cairn_zk", factory: factory) }
+        let gate = StopGate()
+        commitGate = gate
+        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait, flusher: flushers[$0], stopped: gate, metrics: "cairn_zk", factory: factory) }
     }
 
     /// A session's password: the first 16 bytes of HMAC-SHA256(secret, id). Nothing to store,
@@ -160,6 +162,8 @@ final class ZKServerState: @unchecked Sendable {
     var connections: [ZKClientInfo] { lock.withLock { Array(clients.values) } }
 
     let committers: PerLoop<LoopCommitter>
+    /// Closed when the server stops: no group commit's answer reaches a loop after that.
+    let commitGate: StopGate
     /// Replies flushed once per loop tick (see ``LoopFlusher``).
     let flushers: PerLoop<LoopFlusher>
 
