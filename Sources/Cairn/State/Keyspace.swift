@@ -34,11 +34,9 @@ public enum KeyspaceChange: Sendable {
 }
 
 extension KeyspaceChange {
-    /// A put of an entry with a deadline (the only change that starts a timer).
-    var setsDeadline: Bool { Self.setsDeadline(self) }
-
-    /// (Borrowed: a binding of the enum's payload retained and released its key and value,
-    /// two pairs of atomic operations on every write.)
+    /// A put of an entry with a deadline (the only change that starts a timer). Borrowed: a
+    /// binding of the enum's payload retained and released its key and value, two pairs of
+    /// atomic operations on every write.
     static func setsDeadline(_ change: borrowing KeyspaceChange) -> Bool {
         switch change {
         case .put(_, let entry): return entry.expiresAt != 0
