@@ -73,10 +73,7 @@ final class LoopCommitter {
         let started = monotonicNanoseconds()
         if batch.count == 1 || unsettled == nil {
             if unsettled != nil { syncedByLoop.increment() }
-            var failure: StoreError?
-            do { try store.commitNow(leader.decided) } catch { failure = error }
-            commitWait?.recordNanoseconds(monotonicNanoseconds() - started)
-            for entry in batch { entry.done(failure) }
+            finish(batch, leader.decided, nil, started)  // syncs here, on the loop
             return
         }
         // In the background. A connection's replies go out in order either way: each waiter
@@ -99,9 +96,15 @@ final class LoopCommitter {
     /// A background batch is durable (or the store failed): makes it visible, answers it.
     private func answer(_ batch: [Waiter], _ decided: Decided, _ error: StoreError?, _ started: UInt64) {
         inBackground.subtract(1, ordering: .relaxed)
+        finish(batch, decided, error, started)
+    }
+
+    /// Commits `decided` unless the store already failed (waiting for its sync if it is not
+    /// durable yet; once it is, only publishing), then answers every waiter of the batch.
+    private func finish(_ batch: [Waiter], _ decided: Decided, _ error: StoreError?, _ started: UInt64) {
         var failure = error
         if failure == nil {
-            do throws(StoreError) { try store.commitNow(decided) } catch { failure = error }  // durable: publishes, no wait
+            do throws(StoreError) { try store.commitNow(decided) } catch { failure = error }
         }
         commitWait?.recordNanoseconds(monotonicNanoseconds() - started)
         for entry in batch { entry.done(failure) }
