@@ -273,3 +273,24 @@ import Glibc
         try reopened.close()
     }
 }
+
+/// Under `no` a txn is applied to the committed state in place and keeps only the changes
+/// that move timers (``KeyspaceChanges``): a timer started and cancelled within one txn, or a
+/// key's timer cancelled by a plain SET, must still leave no timer behind.
+@Suite struct ExpiryInPlaceTests {
+    @Test func timersStartedAndCancelledInOneTxnLeaveNone() throws {
+        let (store, _, clock) = try makeStore(.no)
+        let timed = Operation.set("k", "1", condition: .always, expiry: .at(clock.nowMilliseconds() + 100), returnOld: false)
+        let plain = Operation.set("k", "2", condition: .always, expiry: .clear, returnOld: false)
+        try store.commitNow(try store.decide([timed, plain, .inDatabase(2, timed), .inDatabase(2, plain)], guards: []).1)
+        #expect(store.pendingTimers.keys == 0)
+        try store.set("j", "1", expiry: .milliseconds(100))
+        try store.set("j", "2")
+        #expect(store.pendingTimers.keys == 0)
+        clock.advance(milliseconds: 200)
+        #expect(try store.expireDue() == 0)
+        #expect(try store.get("k") == "2" && store.get("j") == "2")
+        #expect(store.stateView().keyspace(2).entries["k"]?.expiresAt == 0)
+        try store.close()
+    }
+}

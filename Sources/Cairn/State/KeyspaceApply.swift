@@ -8,7 +8,7 @@ extension Keyspace {
 
     /// Applies one key-value operation of a txn decided at `time`, logged at `index`. An
     /// operation that fails changes nothing; the txn's others still apply, as in Redis's `EXEC`.
-    mutating func apply(_ operation: Operation, time: Int64, index: UInt64, changes: inout [KeyspaceChange]) -> Reply {
+    mutating func apply(_ operation: Operation, time: Int64, index: UInt64, changes: inout KeyspaceChanges) -> Reply {
         var context = ApplyContext(time: time, index: index)
         return apply(operation, &context, &changes)
     }
@@ -20,18 +20,24 @@ extension Keyspace {
 
     // MARK: Primitives that record what they change
 
-    private mutating func put(_ key: Bytes, _ value: Value, expiresAt: Int64, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) {
+    /// The value is consumed: it moves into the trie (and the change record, when kept).
+    private mutating func put(_ key: Bytes, _ value: consuming Value, expiresAt: Int64, _ context: ApplyContext, _ changes: inout KeyspaceChanges) {
         let entry = Entry(value: value, expiresAt: expiresAt, version: context.index)
-        entries[key] = entry
-        changes.append(.put(key, entry))
+        if changes.keepsPut(expiresAt: expiresAt) {
+            entries.set(entry, forKey: key)
+            changes.append(.put(key, entry))
+        } else {
+            entries.set(entry, forKey: key)
+            changes.skip()
+        }
     }
 
-    private mutating func remove(_ key: Bytes, _ changes: inout [KeyspaceChange]) {
+    private mutating func remove(_ key: Bytes, _ changes: inout KeyspaceChanges) {
         if entries.removeValue(forKey: key) != nil { changes.append(.remove(key)) }
     }
 
     /// The live entry; an expired one is removed as it is met (Redis deletes on access too).
-    private mutating func lookup(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) -> Entry? {
+    private mutating func lookup(_ key: Bytes, _ context: ApplyContext, _ changes: inout KeyspaceChanges) -> Entry? {
         guard let entry = entries[key] else { return nil }
         if entry.isExpired(at: context.time) {
             remove(key, &changes)
@@ -40,14 +46,14 @@ extension Keyspace {
         return entry
     }
 
-    private mutating func lookupString(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> (Bytes, Entry)? {
+    private mutating func lookupString(_ key: Bytes, _ context: ApplyContext, _ changes: inout KeyspaceChanges) throws(KVError) -> (Bytes, Entry)? {
         guard let entry = lookup(key, context, &changes) else { return nil }
         guard case .string(let value) = entry.value else { throw .wrongType }
         return (value, entry)
     }
 
     /// The key's hash (empty when the key is absent) and its entry; WRONGTYPE for another type.
-    private mutating func lookupHash(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> (TreeDictionary<Bytes, Bytes>, Entry?) {
+    private mutating func lookupHash(_ key: Bytes, _ context: ApplyContext, _ changes: inout KeyspaceChanges) throws(KVError) -> (TreeDictionary<Bytes, Bytes>, Entry?) {
         guard let entry = lookup(key, context, &changes) else { return ([:], nil) }
         guard case .hash(let hash) = entry.value else { throw .wrongType }
         return (hash, entry)
@@ -56,7 +62,7 @@ extension Keyspace {
     /// The length of the live list at `key` (an expired one is removed here), nil when the key
     /// is absent; WRONGTYPE for another type. The entry read is let go before returning, so the
     /// list is referenced by the trie alone and ``changeList`` changes it in place.
-    private mutating func listLength(_ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> Int? {
+    private mutating func listLength(_ key: Bytes, _ context: ApplyContext, _ changes: inout KeyspaceChanges) throws(KVError) -> Int? {
         guard let entry = lookup(key, context, &changes) else { return nil }
         guard case .list(let list) = entry.value else { throw .wrongType }
         return list.count
@@ -73,7 +79,7 @@ extension Keyspace {
     /// inside it, this closure's state slowed every other operation's path (SET 5-8%).
     @inline(never)
     private mutating func changeString<R>(
-        _ key: Bytes, _ context: ApplyContext, _ changes: inout [KeyspaceChange],
+        _ key: Bytes, _ context: ApplyContext, _ changes: inout KeyspaceChanges,
         delta: KeyspaceChange? = nil,
         _ body: (_ bytes: inout [UInt8], _ live: Bool) throws(KVError) -> R
     ) throws(KVError) -> R {
@@ -87,14 +93,18 @@ extension Keyspace {
             return Entry(value: .string(Bytes([])), version: 0)
         }
         var wasLive = false
-        let entry = entries.updateValue(forKey: key, default: placeholder()) { entry -> Entry in
+        // What the change record needs of the entry, taken inside: returning the entry retained
+        // and released its value on every INCR, kept or not.
+        var kept: Entry?
+        var expiredBefore = false
+        entries.updateValue(forKey: key, default: placeholder()) { entry in
             let live = !missing && !entry.isExpired(at: time)
             wasLive = live
             var bytes: [UInt8] = []
             if live {
                 guard case .string(let current) = entry.value else {
                     outcome = .failure(.wrongType)
-                    return entry
+                    return
                 }
                 entry.value = .string(Bytes([]))
                 bytes = (consume current).storage
@@ -105,22 +115,29 @@ extension Keyspace {
                 if !live { entry.expiresAt = 0 }
                 entry.version = version
                 outcome = .success(result)
+                if !(live && delta != nil) && changes.keepsPut(expiresAt: entry.expiresAt) { kept = entry }
             } catch {
                 if live { entry.value = .string(Bytes(bytes)) }
+                expiredBefore = !missing && !live
                 outcome = .failure(error)
             }
-            return entry
         }
         switch outcome! {
         case .success(let result):
             // A live string changed in place is recorded as `delta` when the caller has one (the
             // committed state then changes its own copy in place too), else as the new entry.
-            changes.append(wasLive ? delta ?? .put(key, entry) : .put(key, entry))
+            if wasLive, let delta {
+                changes.append(delta)
+            } else if let kept {
+                changes.append(.put(key, kept))
+            } else {
+                changes.skip()
+            }
             return result
         case .failure(let error):
             if missing {
                 entries.removeValue(forKey: key)
-            } else if entry.isExpired(at: time) {
+            } else if expiredBefore {
                 remove(key, &changes)
             }
             throw error
@@ -137,7 +154,7 @@ extension Keyspace {
 
     // MARK: Operations
 
-    private mutating func apply(_ operation: Operation, _ context: inout ApplyContext, _ changes: inout [KeyspaceChange]) -> Reply {
+    private mutating func apply(_ operation: Operation, _ context: inout ApplyContext, _ changes: inout KeyspaceChanges) -> Reply {
         do {
             return try perform(operation, context, &changes)
         } catch {
@@ -145,7 +162,7 @@ extension Keyspace {
         }
     }
 
-    private mutating func perform(_ operation: Operation, _ context: ApplyContext, _ changes: inout [KeyspaceChange]) throws(KVError) -> Reply {
+    private mutating func perform(_ operation: Operation, _ context: ApplyContext, _ changes: inout KeyspaceChanges) throws(KVError) -> Reply {
         switch operation {
         case .set(let key, let value, let condition, let expiry, let returnOld):
             // A plain SET does not depend on what the key held: overwrite without looking.
@@ -284,7 +301,7 @@ extension Keyspace {
                 if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
                 return list.count
             }
-            changes.append(.listPushed(key, values, left: left, version: context.index))
+            if changes.recording == .all { changes.append(.listPushed(key, values, left: left, version: context.index)) } else { changes.skip() }
             return .integer(Int64(count))
 
         case .pop(let key, let count, let left):

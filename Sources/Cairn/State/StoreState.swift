@@ -23,19 +23,27 @@ public struct StoreState: Sendable, Equatable {
     /// Keys in every database.
     public var keyCount: Int { databases.values.reduce(keyspace.count) { $0 + $1.count } }
 
-    /// What one txn changed, for the committed state to replay by assignment.
+    /// What one txn changed, for the committed state to replay by assignment (as far as
+    /// ``recording`` keeps it; see ``KeyspaceChanges``).
     public struct Changes: Sendable {
-        public internal(set) var keyspace: [KeyspaceChange] = []
-        /// Changes to databases 1 to 15.
+        public internal(set) var keyspace = KeyspaceChanges()
+        /// Changes to databases 1 to 15 (those kept), and how many were made.
         public internal(set) var otherDatabases: [(db: Int, change: KeyspaceChange)] = []
+        public internal(set) var otherDatabasesMade = 0
         public internal(set) var tree: [TreeChange] = []
-        public init() {}
-        public var isEmpty: Bool { keyspace.isEmpty && tree.isEmpty && otherDatabases.isEmpty }
+        public init(recording: KeyspaceChanges.Recording = .all) { keyspace.recording = recording }
+        /// Which key-value changes are kept (tree changes always are: watches fire from them).
+        public var recording: KeyspaceChanges.Recording {
+            get { keyspace.recording }
+            set { keyspace.recording = newValue }
+        }
+        /// True when the txn changed nothing (so it is not logged).
+        public var isEmpty: Bool { keyspace.isEmpty && tree.isEmpty && otherDatabasesMade == 0 }
         mutating func removeAll() {
             // Each guarded: an array's removeAll goes through its generic replaceSubrange even
             // when there is nothing to remove, and the write path calls this twice a txn.
-            if !keyspace.isEmpty { keyspace.removeAll(keepingCapacity: true) }
-            if !otherDatabases.isEmpty { otherDatabases.removeAll(keepingCapacity: true) }
+            keyspace.removeAll()
+            if otherDatabasesMade != 0 { otherDatabases.removeAll(keepingCapacity: true); otherDatabasesMade = 0 }
             if !tree.isEmpty { tree.removeAll(keepingCapacity: true) }
         }
     }
@@ -56,10 +64,12 @@ public struct StoreState: Sendable, Equatable {
             guard db >= 0 && db < Self.databaseCount, !inner.isTreeOperation else { return .error(.syntax) }
             if case .inDatabase = inner { return .error(.syntax) }
             if db == 0 { return keyspace.apply(inner, time: time, index: index, changes: &changes.keyspace) }
-            var scratch: [KeyspaceChange] = []
+            var scratch = KeyspaceChanges(recording: changes.recording)
             let reply = databases[db, default: Keyspace()].apply(inner, time: time, index: index, changes: &scratch)
             if databases[db]?.count == 0 { databases[db] = nil }  // an empty database is absent
-            for change in scratch { changes.otherDatabases.append((db, change)) }
+            changes.otherDatabasesMade += scratch.made
+            changes.recording = scratch.recording  // (a timer started here: see KeyspaceChanges.append)
+            for change in scratch.recorded { changes.otherDatabases.append((db, change)) }
             return reply
         }
         return operation.isTreeOperation
@@ -69,6 +79,8 @@ public struct StoreState: Sendable, Equatable {
 
     /// Replays one log record (recovery and read-only inspection share this): decodes its txn
     /// and applies it; `scratch` is reused between records.
+    /// `scratch` should record nothing (``KeyspaceChanges/Recording/none``): only the state is
+    /// wanted.
     mutating func replay(_ record: LogFormat.Record, scratch: inout Changes) throws(StoreError) {
         let txn: Txn
         do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {
@@ -79,7 +91,8 @@ public struct StoreState: Sendable, Equatable {
     }
 
     mutating func apply(_ changes: Changes) {
-        for change in changes.keyspace { keyspace.apply(change) }
+        precondition(changes.recording == .all, "only a full record of changes can be replayed")
+        for change in changes.keyspace.recorded { keyspace.apply(change) }
         for (db, change) in changes.otherDatabases {
             databases[db, default: Keyspace()].apply(change)
             if databases[db]?.count == 0 { databases[db] = nil }

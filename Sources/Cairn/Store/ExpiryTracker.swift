@@ -36,6 +36,8 @@ struct ExpiryTracker {
 
     /// Timers pending, by kind.
     var pendingKeys: Int { keyTimers.count }
+    /// True when some key has a timer (a change to any key may then have to move one).
+    var anyKeyTimer: Bool { !keyTimers.isEmpty }
     var pendingNodes: Int { nodeTimers.count }
     var pendingSessions: Int { sessionTimers.count }
 
@@ -53,12 +55,12 @@ struct ExpiryTracker {
         var earliest = Int64.max
         // In place (a for-in loop would copy each change); nothing to do for a put without a
         // deadline while no key has a timer, the common case.
-        changes.keyspace.withUnsafeBufferPointer { keyspace in
+        changes.keyspace.recorded.withUnsafeBufferPointer { keyspace in
             for i in keyspace.indices where !keyTimers.isEmpty || KeyspaceChange.setsDeadline(keyspace[i]) {
                 trackKey(keyspace[i], db: 0, &earliest)
             }
         }
-        if changes.otherDatabases.isEmpty && changes.tree.isEmpty { return earliest }  // (a loop over an empty array still retains it)
+        if changes.otherDatabasesMade == 0 && changes.tree.isEmpty { return earliest }  // (a loop over an empty array still retains it)
         for (db, change) in changes.otherDatabases { trackKey(change, db: db, &earliest) }
         for change in changes.tree {
             switch change {

@@ -167,7 +167,7 @@ public final class Store: @unchecked Sendable {
         var recovered = try loadSnapshot(directory: directory, fileSystem: options.fileSystem)
         var state = recovered.state ?? StoreState()
         let base = recovered.index
-        var scratch = StoreState.Changes()
+        var scratch = StoreState.Changes(recording: .none)
         let logOptions = LogOptions(fsyncPolicy: options.fsyncPolicy, segmentSize: options.segmentSize, firstIndex: base + 1, metrics: options.metrics)
         let log: Log
         do {
@@ -280,7 +280,9 @@ public final class Store: @unchecked Sendable {
         changeBuffer.removeAll()
         let immediate = log.fsyncPolicy != .always
         if headIsCommitted && immediate {
-            // Committed once written to the OS, and nothing pending: apply once, in place.
+            // Committed once written to the OS, and nothing pending: apply once, in place,
+            // keeping of the key-value changes only what moves timers.
+            changeBuffer.recording = .timers(anyKeyTimer: expiry.anyKeyTimer)
             var fired: [(WatchHandler, WatchEvent)] = []
             let replies = readLock.withLock { () -> R in
                 let replies = apply(&committed, now, index, &changeBuffer)
@@ -302,6 +304,7 @@ public final class Store: @unchecked Sendable {
             head = committed  // O(1): the two diverge from here
             headIsCommitted = false
         }
+        changeBuffer.recording = .all  // the committed state replays them
         let replies = apply(&head, now, index, &changeBuffer)
         if changeBuffer.isEmpty { return (replies, lastLogged, false) }
         try submit(index)

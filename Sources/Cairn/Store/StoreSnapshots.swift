@@ -216,7 +216,7 @@ extension Store {
         var state = recovered.state ?? StoreState()
         let base = recovered.index
         var last = base
-        var scratch = StoreState.Changes()
+        var scratch = StoreState.Changes(recording: .none)
         do {
             let scan = try LogDirectoryScan.run(directory: directory, fileSystem: fileSystem) { record in
                 if record.index <= base { return }

@@ -43,7 +43,8 @@ public struct KeyTable: @unchecked Sendable {
     @inlinable public subscript(key: Bytes) -> Entry? {
         get { find(key, hash: Self.hash(key)) }
         set {
-            if let newValue { updateValue(newValue, forKey: key) } else { removeValue(forKey: key) }
+            guard let entry = newValue else { removeValue(forKey: key); return }
+            set(entry, forKey: key)
         }
     }
 
@@ -77,6 +78,18 @@ public struct KeyTable: @unchecked Sendable {
     }
 
     // MARK: Writing
+
+    /// Sets `key`'s entry, moved in: the entry it replaces is released, not returned (a copy
+    /// of it to return, and of the new one to store, cost a SET two reference-count pairs).
+    @inlinable
+    public mutating func set(_ entry: consuming Entry, forKey key: Bytes) {
+        var moving: Entry? = consume entry
+        var added = false
+        Self.modify(&root, key: key, hash: Self.hash(key), default: { moving.take()! }) { current, inserted in
+            if inserted { added = true } else { current = moving.take()! }
+        }
+        if added { storedCount += 1 }
+    }
 
     /// Sets `key`'s entry; the entry it replaced, if any.
     @inlinable @discardableResult
