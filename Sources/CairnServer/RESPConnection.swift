@@ -23,7 +23,10 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     var session = ClientSession()
     private var input: ByteBuffer?
     private var needed = 1
-    private var queue = Deque<[Bytes]>()
+    /// Commands parsed while another waits (a commit, BLPOP), their arguments copied.
+    private var queue = Deque<Arguments>()
+    /// The parser's argument ranges, kept between reads for their storage.
+    private var spareRanges: [Range<Int>] = []
     private var out: [UInt8] = []
     /// The last decided write whose reply is in `out` and which is not yet committed.
     private var held: Decided?
@@ -101,32 +104,50 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         guard input!.readableBytes >= needed else { return }
-        parse(limits)
+        parseAndRun(limits)
         process()
     }
 
-    private func parse(_ limits: RESPLimits) {
+    /// Parses what has arrived and runs each command as it is found, on views of the read
+    /// buffer (see ``Arguments``); while one waits (a commit, BLPOP), later ones are queued as
+    /// copies. Stops at a protocol error, QUIT or close, leaving the rest unread.
+    private func parseAndRun(_ limits: RESPLimits) {
         guard var buffer = input else { return }
-        while buffer.readableBytes > 0 && protocolError == nil {
-            let result = buffer.withUnsafeReadableBytes { RESPRequestParser.parse($0, limits: limits, authenticated: session.authenticated) }
-            switch result {
-            case .command(let arguments, let consumed):
-                buffer.moveReaderIndex(forwardBy: consumed)
-                queue.append(arguments)
-            case .empty(let consumed):
-                buffer.moveReaderIndex(forwardBy: consumed)
-            case .needMore(let atLeast):
-                needed = atLeast
-                input = buffer
-                if buffer.readerIndex > 1 << 16 { input!.discardReadBytes() }
-                return
-            case .protocolError(let message):
-                protocolError = message
+        input = nil
+        var ranges = spareRanges
+        spareRanges = []
+        var wanted = 1
+        let used = buffer.withUnsafeReadableBytes { bytes -> Int in
+            var offset = 0
+            while offset < bytes.count && protocolError == nil && !quitting && !closing {
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+                switch RESPRequestParser.parse(rest, limits: limits, authenticated: session.authenticated, ranges: &ranges) {
+                case .command(let consumed):
+                    ranges.withUnsafeBufferPointer { located in
+                        let arguments = Arguments(viewing: rest, at: located)
+                        if busy || !queue.isEmpty { queue.append(arguments.owned()) } else { run(arguments) }
+                    }
+                    offset += consumed
+                case .inline(let arguments, let consumed):
+                    if busy || !queue.isEmpty { queue.append(Arguments(arguments)) } else { run(Arguments(arguments)) }
+                    offset += consumed
+                case .empty(let consumed):
+                    offset += consumed
+                case .needMore(let atLeast):
+                    wanted = atLeast
+                    return offset
+                case .protocolError(let message):
+                    protocolError = message
+                }
             }
+            return offset
         }
-        needed = 1
-        input = buffer.readableBytes > 0 ? buffer : nil
-        if input != nil { input!.discardReadBytes() }
+        spareRanges = ranges
+        buffer.moveReaderIndex(forwardBy: used)
+        needed = wanted
+        guard buffer.readableBytes > 0 else { return }
+        input = buffer
+        if buffer.readerIndex > 1 << 16 { input!.discardReadBytes() }
     }
 
     // MARK: Running commands
@@ -218,11 +239,9 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// After held writes commit (or at once when they were committed already).
     private func commitDone() {
-        if !pushed.isEmpty {
-            let keys = pushed
-            pushed.removeAll()
-            server.keysPushed(keys)
-        }
+        guard !pushed.isEmpty else { return }
+        server.keysPushed(pushed)  // (wakes blocked clients asynchronously: `pushed` is not changed meanwhile)
+        pushed.removeAll(keepingCapacity: true)  // (emptied without its storage, a push per LPUSH allocated it again)
     }
 
     /// Decides a write (its reply is held until it commits); nil, with an error reply queued,
@@ -259,8 +278,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Runs one command (the session's state machine: auth, MULTI, subscriptions).
-    private func run(_ arguments: [Bytes]) {
-        let name = Self.commandName(arguments[0])
+    private func run(_ arguments: Arguments) {
+        let name = arguments.withBytes(0, Self.commandName)
         uncountedCommands += 1
         session.lastCommand = name
         if !session.authenticated && !["auth", "hello", "quit"].contains(name) {
@@ -282,19 +301,21 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         if let handler = ConnectionCommands.table[name] {
             guard Self.arityFits(handler.arity, arguments.count) else { append(.error(RedisErrors.arity(name))); return }
-            handler.run(self, Arguments(arguments))
+            handler.run(self, arguments)
             return
         }
-        append(.error(RedisErrors.unknown(arguments[0].string, arguments[1...])))
+        append(.error(RedisErrors.unknown(arguments[0].string, arguments.values(from: 1)[...])))
     }
 
     /// A command's name in lower case, as Redis folds it (ASCII letters only).
     static func commandName(_ name: Bytes) -> String {
-        name.storage.withUnsafeBufferPointer { bytes in
-            String(unsafeUninitializedCapacity: bytes.count) { out in
-                for i in bytes.indices { out[i] = bytes[i] &- 0x41 < 26 ? bytes[i] | 0x20 : bytes[i] }
-                return bytes.count
-            }
+        name.storage.withUnsafeBytes(commandName)
+    }
+
+    static func commandName(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { out in
+            for i in bytes.indices { out[i] = bytes[i] &- 0x41 < 26 ? bytes[i] | 0x20 : bytes[i] }
+            return bytes.count
         }
     }
 
@@ -302,15 +323,15 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         arity >= 0 ? count == arity : count >= -arity
     }
 
-    private func runData(_ spec: DataCommands.Spec, _ arguments: [Bytes]) {
+    private func runData(_ spec: DataCommands.Spec, _ arguments: Arguments) {
         if let read = spec.read {
             guard held == nil else { waitToRead(arguments); return }
             let reader = self.reader
-            append(DataCommands.answering { try read(Arguments(arguments), reader) })
+            append(DataCommands.answering { try read(arguments, reader) })
             return
         }
         let plan: CommandPlan
-        do { plan = try spec.plan(Arguments(arguments), store) } catch {
+        do { plan = try spec.plan(arguments, store) } catch {
             append(.error((error as? CommandError)?.message ?? "ERR \(error)"))
             return
         }
@@ -326,8 +347,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// A read after a held write must see it: it runs again once that write has committed.
-    private func waitToRead(_ arguments: [Bytes]) {
-        queue.prepend(arguments)
+    private func waitToRead(_ arguments: Arguments) {
+        queue.prepend(arguments.owned())
         waitForHeld()
     }
 
@@ -355,11 +376,11 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: MULTI / EXEC
 
-    private func queueInMulti(_ name: String, _ arguments: [Bytes]) {
+    private func queueInMulti(_ name: String, _ arguments: Arguments) {
         let arity = DataCommands.table[name]?.arity ?? ConnectionCommands.table[name]?.arity
         guard let arity else {
             session.multiFailed = true
-            append(.error(RedisErrors.unknown(arguments[0].string, arguments[1...])))
+            append(.error(RedisErrors.unknown(arguments[0].string, arguments.values(from: 1)[...])))
             return
         }
         guard Self.arityFits(arity, arguments.count) else {
@@ -367,7 +388,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             append(.error(RedisErrors.arity(name)))
             return
         }
-        session.queued.append(arguments)
+        session.queued.append(arguments.values)
         append(.simple("QUEUED"))
     }
 

@@ -74,6 +74,45 @@ import Glibc
         }
     }
 
+    /// Commands run on views of the read buffer; one that must wait (a read behind a held
+    /// write, MULTI's queue, anything parsed while a commit is awaited) keeps a copy of its
+    /// arguments. Slowed syncs keep the connection waiting while more bytes arrive, in pieces
+    /// that split commands anywhere, so a view kept past its call would read moved bytes.
+    @Test func commandsThatWaitKeepTheirArgumentsWhileTheBufferMovesOn() throws {
+        let server = try TestServer(policy: .always)
+        defer { server.stop() }
+        server.disk.observeSyncs { _ in usleep(1000) }
+        defer { server.disk.observeSyncs(nil) }
+        let client = try RawClient(port: server.port)
+        var pipeline: [UInt8] = []
+        var expected: [String] = []
+        for i in 0..<300 {
+            let value = "value-\(i)-" + String(repeating: "abcdefgh", count: i % 7)
+            pipeline += Array(RawClient.encode(["SET", "key:\(i)", value]).utf8)
+            pipeline += Array(RawClient.encode(["GET", "key:\(i)"]).utf8)
+            expected += ["+OK\r\n", "$\(value.utf8.count)\r\n\(value)\r\n"]
+            if i % 50 == 49 {
+                pipeline += Array((RawClient.encode(["MULTI"]) + RawClient.encode(["SET", "m:\(i)", "x\(i)"]) + RawClient.encode(["GET", "key:\(i - 1)"]) + RawClient.encode(["EXEC"])).utf8)
+                let earlier = "value-\(i - 1)-" + String(repeating: "abcdefgh", count: (i - 1) % 7)
+                expected += ["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*2\r\n+OK\r\n$\(earlier.utf8.count)\r\n\(earlier)\r\n"]
+            }
+        }
+        var offset = 0
+        var piece = 1
+        while offset < pipeline.count {  // pieces of 1, 2, ... 97 bytes, then again
+            let end = min(pipeline.count, offset + piece)
+            client.send(Array(pipeline[offset..<end]))
+            offset = end
+            piece = piece % 97 + 1
+            if piece % 13 == 0 { usleep(200) }
+        }
+        let replies = client.replies(expected.count)
+        #expect(replies.count == expected.count)
+        let wrong = zip(replies, expected).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(wrong == nil, "reply \(wrong?.offset ?? 0) was \(wrong?.element.0.debugDescription ?? ""), not \(wrong?.element.1.debugDescription ?? "")")
+        #expect(server.store.log.durableLogIndex == server.store.log.lastIndex)
+    }
+
     @Test func multiExecIsOneTxnAndWatchGuardsIt() throws {
         let server = try TestServer(policy: .always)
         defer { server.stop() }

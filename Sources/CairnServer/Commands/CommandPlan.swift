@@ -37,23 +37,78 @@ enum RedisErrors {
     static func invalidExpire(_ command: String) -> String { "ERR invalid expire time in '\(command)' command" }
 }
 
-/// Parses arguments with Redis's rules and errors.
-struct Arguments: Sendable {
-    let values: [Bytes]
-    init(_ values: [Bytes]) { self.values = values }
+/// A command's arguments, parsed with Redis's rules and errors.
+///
+/// Where a connection runs a command as it parses it, the arguments are views of its read
+/// buffer, valid only during that call: nothing is copied until the command takes an argument
+/// as ``Bytes`` (`args[1]` copies that one). What outlives the call (MULTI's queue, a read
+/// waiting for a commit) takes ``owned()`` or ``values``; a closure a plan returns runs within
+/// the call or is dropped (EXEC plans from owned arguments). `@unchecked Sendable`: the views
+/// never leave the connection's event loop.
+struct Arguments: @unchecked Sendable {
+    private let copies: [Bytes]
+    /// The read buffer's bytes and where each argument lies in them; nil for copies.
+    private let base: UnsafeRawPointer?
+    private let ranges: UnsafeBufferPointer<Range<Int>>
+    let count: Int
 
-    var count: Int { values.count }
-    subscript(_ i: Int) -> Bytes { values[i] }
+    init(_ values: [Bytes]) {
+        copies = values
+        base = nil
+        ranges = UnsafeBufferPointer(start: nil, count: 0)
+        count = values.count
+    }
 
-    func upper(_ i: Int) -> String { values[i].string.uppercased() }
+    /// Views of the arguments at `ranges` in `bytes`, valid while both are.
+    init(viewing bytes: UnsafeRawBufferPointer, at ranges: UnsafeBufferPointer<Range<Int>>) {
+        // (The parser's ranges are in order: the last one ends furthest.)
+        precondition(!ranges.isEmpty && ranges[0].lowerBound >= 0 && ranges[ranges.count - 1].upperBound <= bytes.count, "argument ranges outside the bytes viewed")
+        copies = []
+        base = bytes.baseAddress
+        self.ranges = ranges
+        count = ranges.count
+    }
+
+    /// The argument, copied when viewed.
+    subscript(_ i: Int) -> Bytes {
+        guard let base else { return copies[i] }
+        let range = ranges[i]
+        return Bytes(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
+    }
+
+    /// Every argument (copies when viewed).
+    var values: [Bytes] { base == nil ? copies : values(from: 0) }
+
+    /// The arguments from `first` up to `end` (the last one when nil), copied when viewed.
+    func values(from first: Int, to end: Int? = nil) -> [Bytes] {
+        let end = end ?? count
+        guard first < end else { return [] }
+        if base == nil { return Array(copies[first..<end]) }
+        var result: [Bytes] = []
+        result.reserveCapacity(end - first)
+        for i in first..<end { result.append(self[i]) }
+        return result
+    }
+
+    /// The arguments owning their bytes: what may outlive the call that was given them.
+    func owned() -> Arguments { base == nil ? self : Arguments(values) }
+
+    /// Runs `body` on the argument's bytes, copying nothing.
+    func withBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        guard let base else { return copies[i].storage.withUnsafeBytes(body) }
+        let range = ranges[i]
+        return body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
+    }
+
+    func upper(_ i: Int) -> String { self[i].string.uppercased() }
 
     func integer(_ i: Int) throws(CommandError) -> Int64 {
-        guard let n = RedisNumbers.parseInteger(values[i]) else { throw CommandError(RedisErrors.notInteger) }
+        guard let n = RedisNumbers.parseInteger(self[i]) else { throw CommandError(RedisErrors.notInteger) }
         return n
     }
 
     func double(_ i: Int) throws(CommandError) -> Double {
-        guard let d = RedisNumbers.parseFloat(values[i]), !d.isNaN else { throw CommandError(RedisErrors.notFloat) }
+        guard let d = RedisNumbers.parseFloat(self[i]), !d.isNaN else { throw CommandError(RedisErrors.notFloat) }
         return d
     }
 }

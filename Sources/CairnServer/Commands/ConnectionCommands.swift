@@ -81,7 +81,7 @@ enum ConnectionCommands {
         }
         t["watch"] = Handler(arity: -2) { c, a in
             if c.session.inMulti { c.append(.error("ERR WATCH inside MULTI is not allowed")); return }
-            c.session.watched.append(contentsOf: c.store.versions(Array(a.values[1...]), db: c.session.db))
+            c.session.watched.append(contentsOf: c.store.versions(a.values(from: 1), db: c.session.db))
             c.append(.ok)
         }
         t["unwatch"] = Handler(arity: 1) { c, _ in
@@ -98,7 +98,7 @@ enum ConnectionCommands {
             c.append(.simple("RESET"))
         }
         t["shutdown"] = Handler(arity: -1) { c, a in
-            guard a.values[1...].allSatisfy({ ["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].contains($0.string.uppercased()) }) else {
+            guard a.values(from: 1).allSatisfy({ ["NOSAVE", "SAVE", "NOW", "FORCE", "ABORT"].contains($0.string.uppercased()) }) else {
                 c.append(.error(RedisErrors.syntax))
                 return
             }
@@ -110,10 +110,10 @@ enum ConnectionCommands {
             handler()
         }
         t["publish"] = Handler(arity: 3) { c, a in c.append(.integer(Int64(c.server.publish(a[1], a[2])))) }
-        t["subscribe"] = Handler(arity: -2) { c, a in subscribe(c, Array(a.values[1...]), patterns: false) }
-        t["psubscribe"] = Handler(arity: -2) { c, a in subscribe(c, Array(a.values[1...]), patterns: true) }
-        t["unsubscribe"] = Handler(arity: -1) { c, a in unsubscribe(c, Array(a.values[1...]), patterns: false) }
-        t["punsubscribe"] = Handler(arity: -1) { c, a in unsubscribe(c, Array(a.values[1...]), patterns: true) }
+        t["subscribe"] = Handler(arity: -2) { c, a in subscribe(c, a.values(from: 1), patterns: false) }
+        t["psubscribe"] = Handler(arity: -2) { c, a in subscribe(c, a.values(from: 1), patterns: true) }
+        t["unsubscribe"] = Handler(arity: -1) { c, a in unsubscribe(c, a.values(from: 1), patterns: false) }
+        t["punsubscribe"] = Handler(arity: -1) { c, a in unsubscribe(c, a.values(from: 1), patterns: true) }
         t["pubsub"] = Handler(arity: -2) { c, a in pubsub(c, a) }
         t["blpop"] = Handler(arity: -3) { c, a in blockingPop(c, a, left: true) }
         t["brpop"] = Handler(arity: -3) { c, a in blockingPop(c, a, left: false) }
@@ -254,7 +254,7 @@ enum ConnectionCommands {
         guard a.count > 1 else { c.append(.array(allCommandNames.compactMap(commandInfo))); return }
         switch a.upper(1) {
         case "COUNT": c.append(.integer(Int64(Set(allCommandNames).count)))
-        case "INFO": c.append(.array(a.values[2...].map { commandInfo($0.string.lowercased()) ?? .nullArray }))
+        case "INFO": c.append(.array(a.values(from: 2).map { commandInfo($0.string.lowercased()) ?? .nullArray }))
         case "DOCS": c.append(.map([]))  // no docs: redis-cli falls back to its own help
         case "LIST": c.append(.array(allCommandNames.map { .bulk($0) }))
         default: c.append(.error("ERR unknown subcommand '\(a[1].string)'. Try COMMAND HELP."))
@@ -265,7 +265,7 @@ enum ConnectionCommands {
         c.countCommands()  // this connection's commands so far, INFO itself included
         let server = c.server
         let store = c.store
-        let wanted = a.count > 1 ? Set(a.values[1...].map { $0.string.lowercased() }) : ["default"]
+        let wanted = a.count > 1 ? Set(a.values(from: 1).map { $0.string.lowercased() }) : ["default"]
         func include(_ section: String) -> Bool { wanted.contains("all") || wanted.contains("everything") || wanted.contains("default") || wanted.contains(section) }
         let (clients, connections, commands, rejected, lastSave, options, started) = server.lock.withLock {
             (server.clients.count, server.totalConnections, server.totalCommands.load(ordering: .relaxed), server.rejectedConnections, server.lastSave, server.options, server.startedAt)
@@ -323,7 +323,7 @@ enum ConnectionCommands {
                 ("protected-mode", options.protectedMode ? "yes" : "no"),
             ]
             var pairs: [(RESPValue, RESPValue)] = []
-            for pattern in a.values[2...] {
+            for pattern in a.values(from: 2) {
                 for (key, value) in values where Glob.matches(Bytes(pattern.string.lowercased()), Bytes(key)) && !pairs.contains(where: { $0.0 == .bulk(key) }) {
                     pairs.append((.bulk(key), .bulk(value)))
                 }
@@ -405,7 +405,7 @@ enum ConnectionCommands {
             let names = c.server.lock.withLock { c.server.channels.keys.filter { Glob.matches(pattern, $0) } }.sorted()
             c.append(.array(names.map { .bulk($0) }))
         case "NUMSUB":
-            let counts = c.server.lock.withLock { a.values[2...].map { ($0, c.server.channels[$0]?.count ?? 0) } }
+            let counts = c.server.lock.withLock { a.values(from: 2).map { ($0, c.server.channels[$0]?.count ?? 0) } }
             c.append(.map(counts.map { (.bulk($0.0), .integer(Int64($0.1))) }))
         case "NUMPAT":
             c.append(.integer(Int64(c.server.lock.withLock { c.server.patterns.count })))
@@ -421,6 +421,6 @@ enum ConnectionCommands {
             return
         }
         guard timeout >= 0 else { c.append(.error("ERR timeout is negative")); return }
-        c.blockingPop(keys: Array(a.values[1..<(a.count - 1)]), timeout: timeout, left: left)
+        c.blockingPop(keys: a.values(from: 1, to: a.count - 1), timeout: timeout, left: left)
     }
 }

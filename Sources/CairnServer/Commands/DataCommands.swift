@@ -110,7 +110,7 @@ enum DataCommands {
 
     static func pushPlan(left: Bool, onlyIfExists: Bool) -> Planner {
         { (args: Arguments, _: Store) throws -> CommandPlan in
-            .write(.push(args[1], Array(args.values[2...]), left: left, onlyIfExists: onlyIfExists), answer: CommandPlan.plain)
+            .write(.push(args[1], args.values(from: 2), left: left, onlyIfExists: onlyIfExists), answer: CommandPlan.plain)
         }
     }
 
@@ -202,11 +202,11 @@ enum DataCommands {
         t.add("getset", 3, write: true) { args, _ in
             .write(.set(args[1], args[2], condition: .always, expiry: .clear, returnOld: true), answer: CommandPlan.plain)
         }
-        t.add("del", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(Array(args.values[1...])), answer: CommandPlan.plain) }
-        t.add("unlink", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(Array(args.values[1...])), answer: CommandPlan.plain) }
-        t.addRead("exists", -2, keys: (1, -1, 1)) { args, store in .integer(Int64(args.values[1...].filter { store.liveEntry($0) != nil }.count)) }
+        t.add("del", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(args.values(from: 1)), answer: CommandPlan.plain) }
+        t.add("unlink", -2, write: true, keys: (1, -1, 1)) { args, _ in .write(.delete(args.values(from: 1)), answer: CommandPlan.plain) }
+        t.addRead("exists", -2, keys: (1, -1, 1)) { args, store in .integer(Int64(args.values(from: 1).filter { store.liveEntry($0) != nil }.count)) }
         t.addRead("mget", -2, keys: (1, -1, 1)) { args, store in
-            .array(args.values[1...].map { key in
+            .array(args.values(from: 1).map { key in
                 if case .success(let value?) = stringValue(store, key) { return .bulk(value) }
                 return .null
             })
@@ -347,9 +347,9 @@ enum DataCommands {
         t.addRead("hget", 3) { args, store in (try hash(store, args[1])?[args[2]]).map { .bulk($0) } ?? .null }
         t.addRead("hmget", -3) { args, store in
             let table = try hash(store, args[1])
-            return .array(args.values[2...].map { field in table?[field].map { .bulk($0) } ?? .null })
+            return .array(args.values(from: 2).map { field in table?[field].map { .bulk($0) } ?? .null })
         }
-        t.add("hdel", -3, write: true) { args, _ in .write(.hashDelete(args[1], fields: Array(args.values[2...])), answer: CommandPlan.plain) }
+        t.add("hdel", -3, write: true) { args, _ in .write(.hashDelete(args[1], fields: args.values(from: 2)), answer: CommandPlan.plain) }
         t.addRead("hgetall", 2) { args, store in
             let pairs = (try hash(store, args[1]) ?? [:]).sorted { $0.key < $1.key }
             return .map(pairs.map { (.bulk($0.key), .bulk($0.value)) })
