@@ -113,6 +113,25 @@ import Glibc
         #expect(server.store.log.durableLogIndex == server.store.log.lastIndex)
     }
 
+    /// A connection remembers the last command name it resolved (a pipeline mostly repeats
+    /// one): names in any case, unknown names and names past the 16 bytes it remembers must
+    /// each still resolve on their own.
+    @Test func commandNamesResolveInAnyCaseAndOrder() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        let long = "averyveryverylongcommandname"
+        for arguments in [["SET", "a", "1"], ["set", "b", "2"], ["sEt", "c", "3"], ["FOO"], ["FOO"], ["GET", "a"], [long], ["GET", "b"], ["get", "c"], ["client", "INFO"]] {
+            client.command(arguments)
+        }
+        let replies = client.replies(10)
+        #expect(Array(replies.prefix(9)) == ["+OK\r\n", "+OK\r\n", "+OK\r\n",
+                                              "-ERR unknown command 'FOO', with args beginning with: \r\n",
+                                              "-ERR unknown command 'FOO', with args beginning with: \r\n", "$1\r\n1\r\n",
+                                              "-ERR unknown command '\(long)', with args beginning with: \r\n", "$1\r\n2\r\n", "$1\r\n3\r\n"])
+        #expect(replies.last?.contains("cmd=client") == true)
+    }
+
     @Test func multiExecIsOneTxnAndWatchGuardsIt() throws {
         let server = try TestServer(policy: .always)
         defer { server.stop() }
