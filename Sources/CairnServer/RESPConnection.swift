@@ -126,6 +126,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
                     ranges.withUnsafeBufferPointer { located in
                         let arguments = Arguments(viewing: rest, at: located)
                         if busy || !queue.isEmpty { queue.append(arguments.owned()) } else { run(arguments) }
+                        arguments.expire()
                     }
                     offset += consumed
                 case .inline(let arguments, let consumed):
@@ -142,7 +143,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             }
             return offset
         }
-        spareRanges = ranges
+        spareRanges = ranges.capacity > 1024 ? [] : ranges  // (not the peak of one huge MSET for good)
         buffer.moveReaderIndex(forwardBy: used)
         needed = wanted
         guard buffer.readableBytes > 0 else { return }

@@ -51,12 +51,22 @@ struct Arguments: @unchecked Sendable {
     private let base: UnsafeRawPointer?
     private let ranges: UnsafeBufferPointer<Range<Int>>
     let count: Int
+    #if DEBUG
+    /// Debug builds (the tests') mark a view spent once its call returns (``expire()``), and
+    /// any later use traps: a view that escapes into a closure or a queue is caught there,
+    /// not left to read whatever the buffer holds by then.
+    final class Lease { var live = true }
+    private let lease: Lease?
+    #endif
 
     init(_ values: [Bytes]) {
         copies = values
         base = nil
         ranges = UnsafeBufferPointer(start: nil, count: 0)
         count = values.count
+        #if DEBUG
+        lease = nil
+        #endif
     }
 
     /// Views of the arguments at `ranges` in `bytes`, valid while both are.
@@ -67,11 +77,29 @@ struct Arguments: @unchecked Sendable {
         base = bytes.baseAddress
         self.ranges = ranges
         count = ranges.count
+        #if DEBUG
+        lease = Lease()
+        #endif
+    }
+
+    /// Marks a view spent: its call has returned (checked in debug builds only).
+    func expire() {
+        #if DEBUG
+        lease?.live = false
+        #endif
+    }
+
+    /// Traps (debug builds) when a view is used after its call returned.
+    @inline(__always) private func checkLive() {
+        #if DEBUG
+        precondition(lease?.live ?? true, "a view of the read buffer was used after its command returned: keep owned() copies")
+        #endif
     }
 
     /// The argument, copied when viewed.
     subscript(_ i: Int) -> Bytes {
         guard let base else { return copies[i] }
+        checkLive()
         let range = ranges[i]
         return Bytes(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
     }
@@ -96,6 +124,7 @@ struct Arguments: @unchecked Sendable {
     /// Runs `body` on the argument's bytes, copying nothing.
     func withBytes<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         guard let base else { return copies[i].storage.withUnsafeBytes(body) }
+        checkLive()
         let range = ranges[i]
         return body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
     }
