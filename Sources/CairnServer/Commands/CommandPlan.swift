@@ -112,10 +112,11 @@ struct Arguments: @unchecked Sendable {
         let end = end ?? count
         guard first < end else { return [] }
         if base == nil { return Array(copies[first..<end]) }
-        var result: [Bytes] = []
-        result.reserveCapacity(end - first)
-        for i in first..<end { result.append(self[i]) }
-        return result
+        // Made at its size (appending after reserveCapacity allocated twice).
+        return [Bytes](unsafeUninitializedCapacity: end - first) { buffer, initialized in
+            for i in first..<end { (buffer.baseAddress! + (i - first)).initialize(to: self[i]) }
+            initialized = end - first
+        }
     }
 
     /// The arguments owning their bytes: what may outlive the call that was given them.
