@@ -36,7 +36,7 @@ struct ServeCommand: ParsableCommand {
     var maxclients: Int?
     @Flag(help: "Accept unauthenticated clients on a non-loopback address.")
     var noProtectedMode = false
-    @Option(help: "Event-loop threads of each listener (RESP and ZooKeeper). One, like Redis, is fastest here: writes meet at the store's writer lock, and a second thread contends for it (SET 194k/s with 1, 108k/s with 2 on 2 cores; ZooKeeper creates no faster with 2).")
+    @Option(help: "Event-loop threads of each listener (RESP and ZooKeeper). One, like Redis, is the default: writes meet at the store's writer lock, which a second thread contends for (on 2 cores: redis-benchmark -P 1 SET 194k/s with 1, 108k/s with 2; -P 16 SET from 30% slower to 10% faster with 2, round to round; ZooKeeper creates no faster with 2).")
     var threads = 1
     @Option(help: "Snapshot after this many txns (default 1000000; 0: never).")
     var snapshotEveryTxns: UInt64?
