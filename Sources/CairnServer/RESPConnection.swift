@@ -125,12 +125,12 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
                 case .command(let consumed):
                     ranges.withUnsafeBufferPointer { located in
                         let arguments = Arguments(viewing: rest, at: located)
-                        if busy || !queue.isEmpty { queue.append(arguments.owned()) } else { run(arguments) }
+                        runOrQueue(arguments)
                         arguments.expire()
                     }
                     offset += consumed
                 case .inline(let arguments, let consumed):
-                    if busy || !queue.isEmpty { queue.append(Arguments(arguments)) } else { run(Arguments(arguments)) }
+                    runOrQueue(Arguments(arguments))
                     offset += consumed
                 case .empty(let consumed):
                     offset += consumed
@@ -152,6 +152,11 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     // MARK: Running commands
+
+    /// Runs a command just parsed, or queues a copy of it behind one that waits.
+    private func runOrQueue(_ arguments: Arguments) {
+        if busy || !queue.isEmpty { queue.append(arguments.owned()) } else { run(arguments) }
+    }
 
     /// Runs queued commands until one must wait; then answers what is ready.
     private func process() {
@@ -292,7 +297,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         if session.inMulti && !["exec", "discard", "multi", "watch", "quit", "reset"].contains(name) {
-            queueInMulti(name, arguments)
+            queueInMulti(name, resolved, arguments)
             return
         }
         switch resolved {
@@ -303,7 +308,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             guard Self.arityFits(handler.arity, arguments.count) else { append(.error(RedisErrors.arity(name))); return }
             handler.run(self, arguments)
         case .unknown:
-            append(.error(RedisErrors.unknown(arguments[0].string, arguments.values(from: 1)[...])))
+            append(.error(RedisErrors.unknown(arguments)))
         }
     }
 
@@ -317,6 +322,15 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             if let spec = DataCommands.table[name] { self = .data(spec) }
             else if let handler = ConnectionCommands.table[name] { self = .connection(handler) }
             else { self = .unknown }
+        }
+
+        /// Redis's arity of the command; nil for an unknown one.
+        var arity: Int? {
+            switch self {
+            case .data(let spec): return spec.arity
+            case .connection(let handler): return handler.arity
+            case .unknown: return nil
+            }
         }
     }
 
@@ -413,11 +427,10 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: MULTI / EXEC
 
-    private func queueInMulti(_ name: String, _ arguments: Arguments) {
-        let arity = DataCommands.table[name]?.arity ?? ConnectionCommands.table[name]?.arity
-        guard let arity else {
+    private func queueInMulti(_ name: String, _ resolved: Resolved, _ arguments: Arguments) {
+        guard let arity = resolved.arity else {
             session.multiFailed = true
-            append(.error(RedisErrors.unknown(arguments[0].string, arguments.values(from: 1)[...])))
+            append(.error(RedisErrors.unknown(arguments)))
             return
         }
         guard Self.arityFits(arity, arguments.count) else {

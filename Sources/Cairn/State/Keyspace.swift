@@ -78,6 +78,10 @@ public struct KeyspaceChanges: Sendable {
         expiresAt != 0 ? recording != .none : keepsUntimed
     }
 
+    /// Whether a change made in place to a value (a list's push or pop, an APPEND) is kept:
+    /// only a state that replays the record needs one. Asked before the record is made.
+    @inlinable var keepsInPlaceChanges: Bool { recording == .all }
+
     /// Records a change (kept or only counted, see ``Recording``).
     mutating func append(_ change: KeyspaceChange) {
         made += 1
@@ -85,7 +89,7 @@ public struct KeyspaceChanges: Sendable {
         switch change {
         case .put(_, let entry): keep = keepsPut(expiresAt: entry.expiresAt)
         case .remove, .clear: keep = keepsUntimed
-        case .listPushed, .listPopped, .appended: keep = recording == .all
+        case .listPushed, .listPopped, .appended: keep = keepsInPlaceChanges
         }
         guard keep else { return }
         // A timer started in this txn: a later change of the same txn may have to move it.

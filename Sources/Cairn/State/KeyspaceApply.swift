@@ -23,13 +23,9 @@ extension Keyspace {
     /// The value is consumed: it moves into the trie (and the change record, when kept).
     private mutating func put(_ key: Bytes, _ value: consuming Value, expiresAt: Int64, _ context: ApplyContext, _ changes: inout KeyspaceChanges) {
         let entry = Entry(value: value, expiresAt: expiresAt, version: context.index)
-        if changes.keepsPut(expiresAt: expiresAt) {
-            entries.set(entry, forKey: key)
-            changes.append(.put(key, entry))
-        } else {
-            entries.set(entry, forKey: key)
-            changes.skip()
-        }
+        // Recorded first, so that the trie's set is the entry's last use and moves it.
+        if changes.keepsPut(expiresAt: expiresAt) { changes.append(.put(key, entry)) } else { changes.skip() }
+        entries.set(entry, forKey: key)
     }
 
     private mutating func remove(_ key: Bytes, _ changes: inout KeyspaceChanges) {
@@ -301,7 +297,7 @@ extension Keyspace {
                 if left { for value in values { list.prepend(value) } } else { for value in values { list.append(value) } }
                 return list.count
             }
-            if changes.recording == .all { changes.append(.listPushed(key, values, left: left, version: context.index)) } else { changes.skip() }
+            if changes.keepsInPlaceChanges { changes.append(.listPushed(key, values, left: left, version: context.index)) } else { changes.skip() }
             return .integer(Int64(count))
 
         case .pop(let key, let count, let left):

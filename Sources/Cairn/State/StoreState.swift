@@ -78,9 +78,8 @@ public struct StoreState: Sendable, Equatable {
     }
 
     /// Replays one log record (recovery and read-only inspection share this): decodes its txn
-    /// and applies it; `scratch` is reused between records.
-    /// `scratch` should record nothing (``KeyspaceChanges/Recording/none``): only the state is
-    /// wanted.
+    /// and applies it; `scratch` is reused between records and should record nothing
+    /// (``KeyspaceChanges/Recording/none``), since only the state is wanted.
     mutating func replay(_ record: LogFormat.Record, scratch: inout Changes) throws(StoreError) {
         let txn: Txn
         do throws(TxnCodec.DecodeError) { txn = try TxnCodec.decode(record.payload) } catch {

@@ -29,9 +29,9 @@ enum RedisErrors {
     static let notFloat = "ERR value is not a valid float"
     static let syntax = "ERR syntax error"
     static func arity(_ name: String) -> String { "ERR wrong number of arguments for '\(name)' command" }
-    static func unknown(_ name: String, _ arguments: ArraySlice<Bytes>) -> String {
-        var text = "ERR unknown command '\(String(name.prefix(128)))', with args beginning with: "
-        for argument in arguments.prefix(20) { text += "'\(String(argument.string.prefix(128)))' " }
+    static func unknown(_ arguments: Arguments) -> String {
+        var text = "ERR unknown command '\(String(arguments[0].string.prefix(128)))', with args beginning with: "
+        for argument in arguments.values(from: 1, to: min(arguments.count, 21)) { text += "'\(String(argument.string.prefix(128)))' " }
         return text
     }
     static func invalidExpire(_ command: String) -> String { "ERR invalid expire time in '\(command)' command" }
