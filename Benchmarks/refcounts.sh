@@ -34,7 +34,7 @@ case "$kind" in
     what=${what:-setData}; N=${N:-20000}; policy=${POLICY:-always}; port=24197
     "$bin" serve --dir "$work/data" --resp-port 0 --zk-port $port --appendfsync "$policy" >"$work/serve.log" 2>&1 & pid=$!
     sleep 1.5
-    load() { "$bin" bench zk --port $port --ops "$what" --clients 16 --pipeline 1 --count "$1" >/dev/null 2>&1; } ;;
+    load() { "$bin" bench zk --port $port --ops "$what" --clients 16 --pipeline 1 --count "$1" >"$work/load.log" 2>&1 || { cat "$work/load.log" >&2; return 1; }; } ;;
   *) echo "resp or zk" >&2; exit 2 ;;
 esac
 load $((N / 4))  # warm-up, not counted

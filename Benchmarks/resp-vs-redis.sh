@@ -16,8 +16,14 @@ POLICIES=${POLICIES:-"always everysec no"}
 CAIRN=${CAIRN:-.build/release/cairn}
 CAIRN_PORT=${CAIRN_PORT:-7379}
 REDIS_PORT=${REDIS_PORT:-7380}
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  # Debian's packages, as the quick start installs what it needs (the server is only for this).
+  echo "installing redis-server and redis-tools (Debian)" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; } || true
+fi
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
-  echo "needs redis-server and redis-benchmark: apt-get install redis-server redis-tools" >&2; exit 2; }
+  echo "needs redis-server and redis-benchmark, and apt-get could not install them: apt-get install redis-server redis-tools" >&2; exit 2; }
 [ -x "$CAIRN" ] || { echo "build it first: make release" >&2; exit 2; }
 work=$(mktemp -d /tmp/cairn-resp-bench-XXXXXX)
 pids=()

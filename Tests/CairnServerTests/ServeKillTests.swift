@@ -129,7 +129,12 @@ import Glibc
         }
         #expect(snapshots.count == 1, "BGSAVE wrote a snapshot")
         client.command("INFO", "persistence")
-        #expect(client.reply().contains("aof_enabled:1"))
+        let persistence = client.reply()
+        #expect(persistence.contains("aof_enabled:1"))
+        // The log's sync figures: how many, how large and how long its batches are.
+        for field in ["log_syncs:", "log_mean_batch:", "log_mean_sync_us:", "log_max_sync_us:", "log_group_commit_target:"] {
+            #expect(persistence.contains("\r\n\(field)"), "INFO persistence lacks \(field)")
+        }
         // The executable runs on mimalloc (linked ahead of libc), and says so as Redis does.
         client.command("INFO", "memory")
         #expect(client.reply().contains("mem_allocator:mimalloc-"))

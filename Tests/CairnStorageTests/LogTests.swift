@@ -1,4 +1,5 @@
 import CairnStorage
+import Dispatch
 import CairnTesting
 import SystemPackage
 import Testing
@@ -141,6 +142,27 @@ import Testing
         // A lone appender afterwards: the target decays by at least one per sync.
         for i in 0..<64 { try await log.append(payload(i)) }
         #expect(log.stats.groupCommitTarget == 1, "a lone appender must not keep waiting for a batch")
+        try log.close()
+    }
+
+    /// One waiter may stand for many records (an event loop registers once for a tick's
+    /// requests): the batch size the flusher gathers for counts records, so that it waits for
+    /// the loop's next tick of as many requests, not for one more waiter.
+    @Test func theGroupCommitTargetCountsRecordsNotWaiters() throws {
+        let disk = SimulatedFileSystem()
+        let log = try Log.open(directory: dataDirectory, options: LogOptions(fsyncPolicy: .always), fileSystem: disk)
+        // 16 records and one waiter for the last: nothing syncs before someone waits, so the
+        // flusher's sync covers all 16.
+        for i in 1...16 { #expect(try payload(i).withUnsafeBytes { try log.submit($0) } == UInt64(i)) }
+        let done = DispatchSemaphore(value: 0)
+        log.onCommit(16) { error in
+            #expect(error == nil)
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success, "the flusher never synced the batch")
+        let stats = log.stats
+        #expect(stats.syncs == 1 && stats.largestBatch == 16 && stats.durableIndex == 16)
+        #expect(stats.groupCommitTarget == 16, "the target counts the 16 records, not the one waiter: \(stats.groupCommitTarget)")
         try log.close()
     }
 

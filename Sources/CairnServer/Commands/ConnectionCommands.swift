@@ -289,7 +289,9 @@ enum ConnectionCommands {
             text += "rdb_last_save_time:\(lastSave)\r\nrdb_last_bgsave_status:\(snapshots.lastError == nil ? "ok" : "err")\r\n"
             text += "rdb_saves:\(snapshots.taken)\r\nlast_snapshot_index:\(snapshots.manifest?.snapshots.first ?? 0)\r\n"
             text += "log_last_index:\(store.log.lastIndex)\r\nlog_durable_index:\(stats.durableIndex)\r\nlog_syncs:\(stats.syncs)\r\n"
-            text += String(format: "log_mean_batch:%.2f\r\n", stats.meanBatchSize) + "\r\n"
+            text += String(format: "log_mean_batch:%.2f\r\n", stats.meanBatchSize)
+            text += String(format: "log_mean_sync_us:%.1f\r\n", stats.meanSyncMicroseconds)
+            text += "log_max_sync_us:\(stats.maxSyncNanoseconds / 1000)\r\nlog_group_commit_target:\(stats.groupCommitTarget)\r\n\r\n"
         }
         if include("stats") {
             text += "# Stats\r\ntotal_connections_received:\(connections)\r\ntotal_commands_processed:\(commands)\r\nrejected_connections:\(rejected)\r\n"

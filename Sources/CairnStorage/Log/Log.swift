@@ -88,16 +88,21 @@ public final class Log: @unchecked Sendable {
     private var inflight: UnsafeMutableRawBufferPointer
     /// Appends wait (or lead a sync) rather than let a batch grow past this.
     private let maxBatchBytes = 16 << 20
-    /// Group commit gathering (async waiters): how many waiters recent syncs carried (a peak
+    /// Group commit gathering (async waiters): how many records recent syncs carried (a peak
     /// that decays by an eighth, at least one, per sync), when the first waiter of the coming
     /// batch arrived, and how long the last sync took. The flusher waits for the batch to reach
-    /// the peak, at most one sync's time.
+    /// the peak, at most one sync's time. Records, not waiters: one waiter may stand for many
+    /// records (an event loop registers once for all the requests it read in a tick), and
+    /// counting waiters let a sync start with half of a loop's clients while the other half
+    /// were a few microseconds away, so that two half batches took turns on the disk.
     private var gatherTarget = 1
-    /// `waiters.count`, readable without the lock: the flusher polls it while it gathers.
-    private let waiterCount = Atomic<Int>(0)
+    /// Records written and not yet durable (under the lock).
+    private var unsyncedRecords: Int { Int(nextIndex - 1 - durableIndex) }
     private var gatherStart: UInt64 = 0
     private var lastSyncNanoseconds: UInt64 = 0
     private let maxGatherNanoseconds: UInt64 = 200_000
+    /// Syncs up to this long are gathered for by polling, longer ones by sleeping.
+    private let maxPolledSyncNanoseconds: UInt64 = 60_000
 
     private struct Waiter {
         var index: UInt64
@@ -452,10 +457,9 @@ public final class Log: @unchecked Sendable {
         case .failed(let error): Waiter(index: index, resumption: resumption).resume(returning: error)
         case .pending:
             waiters.append(Waiter(index: index, resumption: resumption))
-            waiterCount.store(waiters.count, ordering: .relaxed)
             if waiters.count == 1 { gatherStart = monotonicNanoseconds() }
             // Wake the flusher when a batch starts and when it is as large as recent ones.
-            if !syncInProgress && (waiters.count == 1 || waiters.count >= gatherTarget) { flusherWork.signal() }
+            if !syncInProgress && (waiters.count == 1 || unsyncedRecords >= gatherTarget) { flusherWork.signal() }
         }
     }
 
@@ -544,14 +548,15 @@ public final class Log: @unchecked Sendable {
             fail(.writerFailed(syncError))
             return
         }
-        if target > durableIndex {
-            counters.recordBatch(records: target - durableIndex, nanoseconds: elapsed)
+        let records = target > durableIndex ? Int(target - durableIndex) : 0
+        if records > 0 {
+            counters.recordBatch(records: UInt64(records), nanoseconds: elapsed)
             fsyncTimer.recordNanoseconds(elapsed)
-            batchRecorder.record(target - durableIndex)
+            batchRecorder.record(records)
         }
         lastSyncNanoseconds = elapsed
         let ready = markDurable(target)
-        gatherTarget = max(ready.count, gatherTarget - max(1, gatherTarget / 8), 1)
+        gatherTarget = max(records, gatherTarget - max(1, gatherTarget / 8), 1)
         if !waiters.isEmpty {
             gatherStart = monotonicNanoseconds()
             flusherWork.signal()  // async waiters remain: the flusher leads their sync
@@ -572,7 +577,6 @@ public final class Log: @unchecked Sendable {
         durableIndex = index
         guard !waiters.isEmpty else { return [] }
         // Waiters usually all qualify: hand the whole list over without copying.
-        defer { waiterCount.store(waiters.count, ordering: .relaxed) }
         if waiters.allSatisfy({ $0.index <= index }) {
             defer { waiters = []; waiters.reserveCapacity(64) }
             return waiters
@@ -586,7 +590,6 @@ public final class Log: @unchecked Sendable {
         if failure == nil { failure = error }
         for waiter in waiters { waiter.resume(returning: failure) }
         waiters.removeAll()
-        waiterCount.store(0, ordering: .relaxed)
         notifyProgress()
         flusherWork.signal()
     }
@@ -699,13 +702,19 @@ public final class Log: @unchecked Sendable {
                 // Let the appenders the last sync resumed come back before the next one.
                 let deadline = gatherStart + min(lastSyncNanoseconds, maxGatherNanoseconds)
                 let now = monotonicNanoseconds()
-                if waiters.count < gatherTarget && now < deadline {
+                if unsyncedRecords < gatherTarget && now < deadline && lastSyncNanoseconds > maxPolledSyncNanoseconds {
+                    // A slow disk: sleep until the batch is full (an appender's waiter wakes
+                    // us) or the deadline passes. Polling for that long would take a core the
+                    // appenders need: on a 2-core machine with 250 µs syncs, the poll cost the
+                    // flusher 150 µs of CPU a sync.
+                    flusherWork.wait(nanoseconds: deadline - now)
+                } else if unsyncedRecords < gatherTarget && now < deadline {
                     // The appenders the last sync resumed come back within microseconds: poll
                     // for them (yielding the core) rather than sleep, since a futex wake-up on a
                     // virtual machine can take longer than the sync itself.
-                    let target = gatherTarget
+                    let enough = durableIndex + 1 + UInt64(gatherTarget)  // nextIndex once the batch is full
                     state.unlock()
-                    while waiterCount.load(ordering: .relaxed) < target && monotonicNanoseconds() < deadline {
+                    while nextIndexMirror.load(ordering: .relaxed) < enough && monotonicNanoseconds() < deadline {
                         sched_yield()
                     }
                     state.lock()
@@ -862,7 +871,6 @@ public final class Log: @unchecked Sendable {
         let closingError = failure
         for waiter in waiters { waiter.resume(returning: closingError ?? .closed) }
         waiters.removeAll()
-        waiterCount.store(0, ordering: .relaxed)
         notifyProgress()
         flusherWork.signal()
         while flusherRunning { waitForProgress() }

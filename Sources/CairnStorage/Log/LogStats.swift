@@ -27,6 +27,11 @@ public struct LogStats: Sendable, Equatable {
         syncs == 0 ? 0 : Double(batchRecords) / Double(syncs)
     }
 
+    /// Mean time a sync took (the batch's `pwrite` under `always`, and its `fdatasync`).
+    public var meanSyncMicroseconds: Double {
+        syncs == 0 ? 0 : Double(syncNanoseconds) / Double(syncs) / 1000
+    }
+
     var batchRecords: UInt64 = 0
 
     mutating func recordBatch(records: UInt64, nanoseconds: UInt64) {
