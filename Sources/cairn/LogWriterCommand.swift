@@ -9,7 +9,8 @@ import CairnTesting
 import SystemPackage
 
 /// The child process of the log kill test: appends self-describing records from several
-/// threads and prints `ack WRITER SEQ INDEX` for each acknowledged one, until killed.
+/// threads and prints `opened` once the log is open, then `ack WRITER SEQ INDEX` for each
+/// acknowledged record, until killed.
 struct LogWriterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log-writer", abstract: "Append test records until killed (crash tests).", shouldDisplay: false)
@@ -24,6 +25,7 @@ struct LogWriterCommand: ParsableCommand {
 
     func run() throws {
         let log = try Log.open(directory: FilePath(dir), options: LogOptions(fsyncPolicy: mode, segmentSize: segmentSize))
+        writeLine(1, "opened")  // the test's cue: writing starts now
         let output = Lock()
         let done = ConditionLock()
         nonisolated(unsafe) var finished = 0

@@ -24,6 +24,9 @@ final class ChildProcess: @unchecked Sendable {
         output = OutputCollector(pipe.fileHandleForReading)
     }
 
+    /// Waits (bounded) until the child has printed `line` as a whole line.
+    func waitForLine(_ line: String, seconds: Double) -> Bool { output.waitForLine(line, seconds: seconds) }
+
     /// Kills with SIGKILL (by process id) and waits for it and for its output to end.
     func killAndCollect() -> String {
         kill(process.processIdentifier, SIGKILL)
@@ -45,11 +48,11 @@ final class ChildProcess: @unchecked Sendable {
                 "log-writer", "--dir", directory.path.string, "--mode", "always", "--writers", "4",
                 "--segment-size", "65536", "--writer-offset", "\(run * 10)", "--max-records", "200000",
             ])
-            // Let it start and write for a random while (bounded), then kill -9.
-            let deadline = Date().addingTimeInterval(10)
+            // Let it open the log (recovery included: on a slow, busy disk that alone took more
+            // than the shortest wait), write for a random while, then kill -9.
+            #expect(child.waitForLine("opened", seconds: 10), "kill \(run): the child did not open the log in 10 s")
             let wait = Double.random(in: 0.15...0.5, using: &rng)
             Thread.sleep(forTimeInterval: wait)
-            #expect(Date() < deadline)
             let output = child.killAndCollect()
             var runAcks = 0
             for line in output.split(separator: "\n") {

@@ -109,6 +109,11 @@ public final class Store: @unchecked Sendable {
     private var pending = Deque<(index: UInt64, changes: StoreState.Changes)>()
     private var encodeBuffer: [UInt8] = []
     private var changeBuffer = StoreState.Changes()
+    /// Change records of published txns, emptied with their capacity kept, for the next
+    /// pending txns: a pending txn takes the buffer it was recorded in, and emptying a buffer
+    /// it still shared allocated new arrays for every write under `always`.
+    private var spareChanges: [StoreState.Changes] = []
+    private static let maxSpareChanges = 1024
     private var failure: StoreError?
     /// Timers of key deadlines, TTL and container znodes and sessions (writer lock).
     var expiry: ExpiryTracker
@@ -311,7 +316,10 @@ public final class Store: @unchecked Sendable {
         trackTimers(now)
         countForSnapshot()
         if !immediate || !pending.isEmpty {
-            pending.append((index, changeBuffer))
+            // The buffer moves into the queue (swapped, not copied) and a spare takes its place.
+            if spareChanges.isEmpty { spareChanges.append(StoreState.Changes()) }
+            swap(&changeBuffer, &spareChanges[spareChanges.count - 1])
+            pending.append((index, spareChanges.removeLast()))
         } else {
             let fired = readLock.withLock { commitLocked(changeBuffer, index) }
             enqueue(fired)
@@ -383,12 +391,16 @@ public final class Store: @unchecked Sendable {
     /// is applied to both in place. (Re-sharing head's structure would make the next write copy
     /// its whole path of nodes; a reader holding a view still gets copy-on-write.)
     private func publishLocked(through index: UInt64) {
-        guard let first = pending.first, first.index <= index else { return }
+        guard !pending.isEmpty && pending[0].index <= index else { return }
         let fired = readLock.withLock {
             var fired: [(WatchHandler, WatchEvent)] = []
-            while let first = pending.first, first.index <= index {
-                fired.append(contentsOf: commitLocked(first.changes, first.index))
-                pending.removeFirst()
+            while !pending.isEmpty && pending[0].index <= index {
+                let txnIndex = pending[0].index
+                spareChanges.append(pending.removeFirst().changes)  // moved, not copied
+                let last = spareChanges.count - 1
+                fired.append(contentsOf: commitLocked(spareChanges[last], txnIndex))
+                spareChanges[last].removeAll()
+                if spareChanges.count > Self.maxSpareChanges { spareChanges.removeLast() }
             }
             return fired
         }
