@@ -39,6 +39,9 @@ public struct StoreState: Sendable, Equatable {
         }
         /// True when the txn changed nothing (so it is not logged).
         public var isEmpty: Bool { keyspace.isEmpty && tree.isEmpty && otherDatabasesMade == 0 }
+        /// Changes the buffers have room for without growing.
+        var capacity: Int { keyspace.recorded.capacity + otherDatabases.capacity + tree.capacity }
+
         mutating func removeAll() {
             // Each guarded: an array's removeAll goes through its generic replaceSubrange even
             // when there is nothing to remove, and the write path calls this twice a txn.

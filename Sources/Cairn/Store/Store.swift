@@ -114,6 +114,7 @@ public final class Store: @unchecked Sendable {
     /// it still shared allocated new arrays for every write under `always`.
     private var spareChanges: [StoreState.Changes] = []
     private static let maxSpareChanges = 1024
+    private static let maxSpareCapacity = 64
     private var failure: StoreError?
     /// Timers of key deadlines, TTL and container znodes and sessions (writer lock).
     var expiry: ExpiryTracker
@@ -400,7 +401,10 @@ public final class Store: @unchecked Sendable {
                 let last = spareChanges.count - 1
                 fired.append(contentsOf: commitLocked(spareChanges[last], txnIndex))
                 spareChanges[last].removeAll()
-                if spareChanges.count > Self.maxSpareChanges { spareChanges.removeLast() }
+                // A large txn's buffers are not kept: a spare holds its capacity for good.
+                if spareChanges.count > Self.maxSpareChanges || spareChanges[last].capacity > Self.maxSpareCapacity {
+                    spareChanges.removeLast()
+                }
             }
             return fired
         }

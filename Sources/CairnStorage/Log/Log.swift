@@ -702,13 +702,15 @@ public final class Log: @unchecked Sendable {
                 // Let the appenders the last sync resumed come back before the next one.
                 let deadline = gatherStart + min(lastSyncNanoseconds, maxGatherNanoseconds)
                 let now = monotonicNanoseconds()
-                if unsyncedRecords < gatherTarget && now < deadline && lastSyncNanoseconds > maxPolledSyncNanoseconds {
-                    // A slow disk: sleep until the batch is full (an appender's waiter wakes
-                    // us) or the deadline passes. Polling for that long would take a core the
-                    // appenders need: on a 2-core machine with 250 µs syncs, the poll cost the
-                    // flusher 150 µs of CPU a sync.
-                    flusherWork.wait(nanoseconds: deadline - now)
-                } else if unsyncedRecords < gatherTarget && now < deadline {
+                if unsyncedRecords < gatherTarget && now < deadline {
+                    if lastSyncNanoseconds > maxPolledSyncNanoseconds {
+                        // A slow disk: sleep until the batch is full (an appender's waiter
+                        // wakes us) or the deadline passes. Polling that long would take a core
+                        // the appenders need: on a 2-core machine with 250 µs syncs, the poll
+                        // cost the flusher 150 µs of CPU a sync.
+                        flusherWork.wait(nanoseconds: deadline - now)
+                        continue
+                    }
                     // The appenders the last sync resumed come back within microseconds: poll
                     // for them (yielding the core) rather than sleep, since a futex wake-up on a
                     // virtual machine can take longer than the sync itself.
