@@ -205,7 +205,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Holds every reply until the held write commits, then answers and goes on.
     private func waitForHeld() {
-        afterHeldCommits { [self] in }
+        afterHeldCommits {}
     }
 
     /// Waits (without a Swift task: the event loop leads the sync, see ``LoopCommitter``) for
@@ -580,7 +580,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     func deliverer() -> @Sendable (RESPValue) -> Void {
         let loop = context?.eventLoop
         return { [weak self] message in
-            loop?.execute {
+            loop?.execute { [weak self] in
                 guard let self, let context = self.context, !self.closing else { return }
                 var bytes: [UInt8] = []
                 message.encode(into: &bytes, protocolVersion: self.session.protocolVersion)

@@ -66,7 +66,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         allocator = context.channel.allocator
         let channel = context.channel
         let loop = context.eventLoop
-        outbox.wake = { [weak self] in loop.execute { self?.deliverEvents() } }
+        outbox.wake = { [weak self] in loop.execute { [weak self] in self?.deliverEvents() } }
         info.close = { channel.close(promise: nil) }
         if let ip = context.remoteAddress?.ipAddress {
             ids = [ZKIdentity(scheme: "ip", id: ZKAccess.parseAddress(ip).flatMap(Self.addressText) ?? ip)]
@@ -320,7 +320,9 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
         case .ping:
             zxid = store.readTree { _, zxid in zxid }
             reply(xid: xid, zxid: zxid, err: 0)
-        case .create, .delete, .setData, .setACL, .multi where op == .multi, .closeSession:
+        case .create, .delete, .setData, .setACL, .closeSession:
+            zxid = write(xid, op, request)
+        case .multi where op == .multi:  // the same request as multiRead, which reads
             zxid = write(xid, op, request)
         default:
             zxid = read(xid, op, request)
