@@ -7,7 +7,8 @@
 #   Benchmarks/ab-serve.sh resp /tmp/cairn-old .build/release/cairn   # redis-benchmark -c 50
 #   Benchmarks/ab-serve.sh zk /tmp/cairn-old .build/release/cairn     # cairn bench zk
 # Environment:
-#   resp: POLICY (no), P (16), N (1000000), TESTS ("set get incr lpush")
+#   resp: POLICY (no), P (16), N (1000000), TESTS ("set get incr lpush"), ARGS (more
+#         redis-benchmark arguments, e.g. "-r 1000000" for random keys)
 #   zk:   POLICY (always), SHAPES ("16x1 1x1", clients x pipeline), N (60000), OPS ("create setData delete")
 #   both: ROUNDS (4)
 # Both servers are stopped by process id on exit.
@@ -48,14 +49,14 @@ once() {
   awk -v r="$rate" -v t=$((after - before)) -v n="$count" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f %.3f", r, t / hz * 1e6 / n }'
 }
 
-resp_load() { redis-benchmark -p "$2" -c 50 -n "$N" -t "$1" -P "$P" --csv 2>/dev/null | tail -1 | cut -d, -f2 | tr -d '"'; }
+resp_load() { redis-benchmark -p "$2" -c 50 -n "$N" -t "$1" -P "$P" ${ARGS:-} --csv 2>/dev/null | tail -1 | cut -d, -f2 | tr -d '"'; }
 zk_load() { "$new" bench zk --port "$4" --ops "$1" --clients "$2" --pipeline "$3" --count "$N" --json | sed -n 's/.*"ops_per_sec":\([0-9.]*\).*/\1/p'; }
 
 if [ "$protocol" = resp ]; then
   command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark: apt-get install redis-tools" >&2; exit 2; }
   POLICY=${POLICY:-no} P=${P:-16} N=${N:-1000000}
   start "$old" old 7391 "$POLICY"; start "$new" new 7392 "$POLICY"
-  echo "redis-benchmark -c 50 -P $P -n $N, appendfsync $POLICY: ops/s and server µs a request"
+  echo "redis-benchmark -c 50 -P $P -n $N ${ARGS:-}, appendfsync $POLICY: ops/s and server µs a request"
   for test in ${TESTS:-set get incr lpush}; do
     for round in $(seq 1 "$ROUNDS"); do
       if (( round % 2 )); then

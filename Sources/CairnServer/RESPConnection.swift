@@ -118,6 +118,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         spareRanges = []
         var wanted = 1
         let used = buffer.withUnsafeReadableBytes { bytes -> Int in
+            if store.wantsKeyPathHints && !busy && queue.isEmpty { hintKeys(bytes, limits, &ranges) }
             var offset = 0
             while offset < bytes.count && protocolError == nil && !quitting && !closing {
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
@@ -150,6 +151,37 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         input = buffer
         if buffer.readerIndex > 1 << 16 { input!.discardReadBytes() }
     }
+
+    /// Before a pipeline runs, tells the store which keys its commands name (each data
+    /// command's first key), so that in a large keyspace their lookups overlap their cache
+    /// misses instead of taking them one after another.
+    private func hintKeys(_ bytes: UnsafeRawBufferPointer, _ limits: RESPLimits, _ ranges: inout [Range<Int>]) {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * Self.maxHintedKeys) { hashes in
+            // Writes' keys from the front, reads' from the back: the two look in different
+            // tables while writes wait for a sync.
+            var offset = 0, writes = 0, reads = 0
+            while writes + reads < Self.maxHintedKeys && offset < bytes.count {
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+                guard case .command(let consumed) = RESPRequestParser.parse(rest, limits: limits, authenticated: session.authenticated, ranges: &ranges) else { break }
+                offset += consumed
+                guard case .data(let spec) = resolve(name: UnsafeRawBufferPointer(rebasing: rest[ranges[0]])).1,
+                      spec.firstKey > 0, spec.firstKey < ranges.count else { continue }
+                let hash = Store.keyHash(UnsafeRawBufferPointer(rebasing: rest[ranges[spec.firstKey]]))
+                if spec.isWrite {
+                    hashes[writes] = hash
+                    writes += 1
+                } else {
+                    reads += 1
+                    hashes[hashes.count - reads] = hash
+                }
+            }
+            store.hintKeyPaths(writes: UnsafeBufferPointer(rebasing: hashes[..<writes]),
+                               reads: UnsafeBufferPointer(rebasing: hashes[(hashes.count - reads)...]))
+        }
+    }
+
+    /// Keys hinted before a pipeline runs (its first ones).
+    private static let maxHintedKeys = 32
 
     // MARK: Running commands
 
@@ -343,19 +375,21 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// The command's name in lower case and what it resolves to.
     private func resolve(_ arguments: Arguments) -> (String, Resolved) {
-        arguments.withBytes(0) { bytes in
-            guard bytes.count <= 16 else {
-                let name = Self.commandName(bytes)
-                return (name, Resolved(name))
-            }
-            var words: (UInt64, UInt64) = (0, 0)
-            withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: bytes) }
-            if lastSent.count == bytes.count && lastSent.0 == words.0 && lastSent.1 == words.1 { return (lastName, lastResolved) }
-            lastName = Self.commandName(bytes)
-            lastResolved = Resolved(lastName)
-            lastSent = (words.0, words.1, bytes.count)
-            return (lastName, lastResolved)
+        arguments.withBytes(0) { bytes in resolve(name: bytes) }
+    }
+
+    private func resolve(name bytes: UnsafeRawBufferPointer) -> (String, Resolved) {
+        guard bytes.count <= 16 else {
+            let name = Self.commandName(bytes)
+            return (name, Resolved(name))
         }
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: bytes) }
+        if lastSent.count == bytes.count && lastSent.0 == words.0 && lastSent.1 == words.1 { return (lastName, lastResolved) }
+        lastName = Self.commandName(bytes)
+        lastResolved = Resolved(lastName)
+        lastSent = (words.0, words.1, bytes.count)
+        return (lastName, lastResolved)
     }
 
     /// A command's name in lower case, as Redis folds it (ASCII letters only).

@@ -74,6 +74,38 @@ import Glibc
         }
     }
 
+    /// Over a keyspace large enough for the connection to hint its pipelines' keys to the
+    /// store before running them (writes' and reads' apart), mixed commands with and without
+    /// keys, and keys present and absent, are answered exactly as without hints.
+    @Test(arguments: [FsyncPolicy.always, .no])
+    func pipelinesOverALargeKeyspaceAreAnsweredRight(policy: FsyncPolicy) throws {
+        let server = try TestServer(policy: policy)
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        let keys = 17_000
+        client.send((0..<keys).map { RawClient.encode(["SET", "key:\($0)", "\($0)"]) }.joined())
+        #expect(client.replies(keys).allSatisfy { $0 == "+OK\r\n" })
+        #expect(server.store.wantsKeyPathHints)
+        var pipeline = ""
+        var expected: [String] = []
+        func add(_ command: [String], _ reply: String) {
+            pipeline += RawClient.encode(command)
+            expected.append(reply)
+        }
+        for i in stride(from: 0, to: keys, by: 499) {
+            add(["GET", "key:\(i)"], "$\(String(i).count)\r\n\(i)\r\n")
+            add(["INCR", "key:\(i)"], ":\(i + 1)\r\n")
+            add(["PING"], "+PONG\r\n")
+            add(["GET", "missing:\(i)"], "$-1\r\n")
+            add(["LPUSH", "key:\(i)", "x"], "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
+            add(["ECHO", "key:\(i)"], "$\("key:\(i)".count)\r\nkey:\(i)\r\n")
+            add(["GET", "key:\(i)"], "$\(String(i + 1).count)\r\n\(i + 1)\r\n")
+            add(["DEL", "key:\(i)", "missing:\(i)"], ":1\r\n")
+        }
+        client.send(pipeline)
+        #expect(client.replies(expected.count) == expected)
+    }
+
     /// Commands run on views of the read buffer; one that must wait (a read behind a held
     /// write, MULTI's queue, anything parsed while a commit is awaited) keeps a copy of its
     /// arguments. Slowed syncs keep the connection waiting while more bytes arrive, in pieces

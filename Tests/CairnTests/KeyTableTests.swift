@@ -190,3 +190,42 @@ import Testing
         #expect(buckets.allSatisfy { $0 > 800 && $0 < 1200 }, "\(buckets)")
     }
 }
+
+/// Hints of lookup paths (``KeyTable/prefetchPaths(_:)``, what a group commit's replay and a
+/// pipeline's keys use): they follow each key's path to its item and change nothing.
+@Suite struct KeyTablePrefetchTests {
+    @Test(arguments: KeyTableTests.Hashing.allCases)
+    func hintsFollowEachPathToItsItemAndChangeNothing(hashing: KeyTableTests.Hashing) {
+        var table = KeyTable()
+        let keys = (0..<5000).map { Bytes("key:\($0)") }
+        for (i, key) in keys.enumerated() { table.updateValue(KeyTableTests.entry(UInt64(i)), forKey: key, hash: hashing.hash(key)) }
+        let before = table
+        var reached = 0
+        for start in stride(from: 0, to: keys.count, by: KeyTable.maxPrefetchedPaths) {
+            let hashes = keys[start..<min(start + KeyTable.maxPrefetchedPaths, keys.count)].map { hashing.hash($0) }
+            reached += hashes.withUnsafeBufferPointer { table.prefetchPaths($0) }
+        }
+        switch hashing {
+        case .real: #expect(reached == keys.count, "every present key's path ends at its item")
+        // Four hashes, or one: every path runs down to a collision node, whose list is not followed.
+        case .fewBits, .constant: #expect(reached == 0)
+        }
+        // Keys that are absent, more hashes than one call takes, none at all.
+        let absent = (0..<100).map { hashing.hash(Bytes("absent:\($0)")) }
+        #expect(absent.withUnsafeBufferPointer { table.prefetchPaths($0) } <= KeyTable.maxPrefetchedPaths)
+        #expect([UInt64]().withUnsafeBufferPointer { table.prefetchPaths($0) } == 0)
+        #expect([KeyTable.hash("k")].withUnsafeBufferPointer { KeyTable().prefetchPaths($0) } == 0, "an empty table")
+        table.checkInvariants()
+        #expect(table == before)
+        for (i, key) in keys.enumerated() { #expect(table.find(key, hash: hashing.hash(key)) == KeyTableTests.entry(UInt64(i))) }
+    }
+
+    @Test func hintsRetainNothing() {
+        var table = KeyTable()
+        for i in 0..<2000 { table[Bytes("k\(i)")] = KeyTableTests.entry(UInt64(i)) }
+        let hashes = (0..<32).map { KeyTable.hash(Bytes("k\($0 * 7)")) }
+        _ = hashes.withUnsafeBufferPointer { table.prefetchPaths($0) }
+        // Still referenced once: a write after the hints changes the root in place.
+        #expect(isKnownUniquelyReferenced(&table.root))
+    }
+}

@@ -31,6 +31,14 @@ public enum KeyspaceChange: Sendable {
     /// Bytes appended to a live string (APPEND), with its new version: in place in each state,
     /// as for lists (a string shared by the two states was copied whole by every APPEND).
     case appended(Bytes, Bytes, version: UInt64)
+
+    /// The key changed; nil for a ``clear``.
+    var key: Bytes? {
+        switch self {
+        case .put(let key, _), .remove(let key), .listPushed(let key, _, _, _), .listPopped(let key, _, _, _), .appended(let key, _, _): return key
+        case .clear: return nil
+        }
+    }
 }
 
 /// What one txn changed in a keyspace, recorded as far as its consumer needs it.

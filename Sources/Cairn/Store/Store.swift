@@ -134,6 +134,8 @@ public final class Store: @unchecked Sendable {
     var txnsSinceSnapshot: UInt64 = 0
     var bytesSinceSnapshot = 0
     let snapshotInFlight = Atomic<Bool>(false)
+    /// ``wantsKeyPathHints``.
+    private let keyPathHinting = Atomic<Bool>(false)
 
     /// Guards `committed`, `committedIndex` and `watches` (held briefly, never while calling out).
     private let readLock = FastLock()
@@ -202,6 +204,7 @@ public final class Store: @unchecked Sendable {
         if let problem = log.recovery.problem { options.logger.warning("recovery: \(problem)") }
         for note in recovered.notes { options.logger.warning("recovery: \(note)") }
         let store = Store(directory: directory, log: log, state: state, options: options, recovered: recovered)
+        store.withWriterLock { store.refreshKeyPathHinting() }
         if options.activeExpiry { store.startExpirer() }
         return store
     }
@@ -371,6 +374,7 @@ public final class Store: @unchecked Sendable {
     /// Counts the submitted txn toward the automatic snapshot (writer lock held).
     private func countForSnapshot() {
         txnsSinceSnapshot += 1
+        if txnsSinceSnapshot & 1023 == 0 { refreshKeyPathHinting() }
         bytesSinceSnapshot += encodeBuffer.count
         if (options.snapshotEveryTxns > 0 && txnsSinceSnapshot >= options.snapshotEveryTxns)
             || (options.snapshotEveryBytes > 0 && bytesSinceSnapshot >= options.snapshotEveryBytes) {
@@ -395,7 +399,10 @@ public final class Store: @unchecked Sendable {
         guard !pending.isEmpty && pending[0].index <= index else { return }
         let fired = readLock.withLock {
             var fired: [(WatchHandler, WatchEvent)] = []
+            var hinted = 0  // pending txns whose paths are hinted, from the first
             while !pending.isEmpty && pending[0].index <= index {
+                if hinted == 0 { hinted = hintReplayPaths(through: index) }
+                hinted -= 1
                 let txnIndex = pending[0].index
                 spareChanges.append(pending.removeFirst().changes)  // moved, not copied
                 let last = spareChanges.count - 1
@@ -413,6 +420,73 @@ public final class Store: @unchecked Sendable {
             // Caught up outside `always`: one trie again (drop head so committed is unshared).
             head = StoreState()
             headIsCommitted = true
+        }
+    }
+
+    /// Before the next pending txns (up to `index`) are replayed into the committed state,
+    /// hints its trie's paths of the keys they change, all at once (``KeyTable/prefetchPaths(_:)``):
+    /// in a keyspace too large for the cache each replayed write missed on every level, one
+    /// after another. Returns how many txns it looked at (at least one). Database 0 only, and
+    /// only once it is large: in a small one the paths are cached and the hints only cost.
+    private func hintReplayPaths(through index: UInt64) -> Int {
+        guard committed.keyspace.count >= Self.hintedKeyspaceSize else { return Int.max }
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: KeyTable.maxPrefetchedPaths) { hashes in
+            var count = 0, txns = 0
+            // By position, not by element: a copy of each txn's change record cost retains.
+            while txns < pending.count && pending[txns].index <= index {
+                let changes = pending[txns].changes.keyspace.recorded.count
+                if txns > 0 && count + changes > hashes.count { break }
+                for change in 0..<min(changes, hashes.count - count) {
+                    guard let key = pending[txns].changes.keyspace.recorded[change].key else { continue }
+                    hashes[count] = KeyTable.hash(key)
+                    count += 1
+                }
+                txns += 1
+            }
+            committed.keyspace.entries.prefetchPaths(UnsafeBufferPointer(rebasing: hashes[..<count]))
+            return max(txns, 1)
+        }
+    }
+
+    /// Keys in database 0 from which lookups are worth hinting (replays, pipelines).
+    private static let hintedKeyspaceSize = 1 << 14
+
+    /// Whether ``hintKeyPaths(_:)`` would do anything (database 0 is large), read without a
+    /// lock: a server asks before it spends time finding a pipeline's keys.
+    public var wantsKeyPathHints: Bool { keyPathHinting.load(ordering: .relaxed) }
+
+    /// Updates ``wantsKeyPathHints`` (writer lock held; every 1024 txns, and at open).
+    func refreshKeyPathHinting() {
+        let count = headIsCommitted ? committed.keyspace.count : head.keyspace.count
+        keyPathHinting.store(count >= Self.hintedKeyspaceSize, ordering: .relaxed)
+    }
+
+    /// The hash the store's tables place a key of these bytes by (for ``hintKeyPaths(_:)``).
+    public static func keyHash(_ key: UnsafeRawBufferPointer) -> UInt64 {
+        KeyHash.siphash(key, key: KeyHash.key, compressionRounds: 1, finalizationRounds: 3)
+    }
+
+    /// Starts loading into the cache the paths of database 0's keys with these hashes
+    /// (``keyHash(_:)``), which requests about to run will look up: in a keyspace larger than
+    /// the cache each lookup misses on every level of the trie in turn, while the hints of a
+    /// pipeline's keys overlap their misses (``KeyTable/prefetchPaths(_:)``). Writes decide
+    /// against head, reads look at the committed state (the same table unless txns wait for a
+    /// sync). Only hints: nothing changes, and nothing is done for a small keyspace.
+    ///
+    /// ```swift
+    /// if store.wantsKeyPathHints { store.hintKeyPaths(writes: setKeys, reads: getKeys) }
+    /// ```
+    public func hintKeyPaths(writes: UnsafeBufferPointer<UInt64>, reads: UnsafeBufferPointer<UInt64>) {
+        guard writes.count + reads.count > 1 else { return }  // one walk alone has nothing to overlap
+        writer.withLock {
+            guard committed.keyspace.count >= Self.hintedKeyspaceSize else { return }
+            if headIsCommitted {
+                committed.keyspace.entries.prefetchPaths(writes)
+            } else {
+                head.keyspace.entries.prefetchPaths(writes)
+            }
+            // Only writers change the committed state, and this thread holds their lock.
+            committed.keyspace.entries.prefetchPaths(reads, values: true)
         }
     }
 
