@@ -320,12 +320,15 @@ public final class Store: @unchecked Sendable {
         trackTimers(now)
         countForSnapshot()
         if !immediate || !pending.isEmpty {
-            // The buffer moves into the queue (swapped, not copied) and a spare takes its place.
-            if spareChanges.isEmpty { spareChanges.append(StoreState.Changes()) }
-            swap(&changeBuffer, &spareChanges[spareChanges.count - 1])
-            pending.append((index, spareChanges.removeLast()))
+            // The buffer moves into the queue and a spare takes its place, each by swapping
+            // with an empty record: a record passed by value (into the queue, out of the
+            // spares) was copied and the original destroyed, three retains and releases.
+            pending.append((index, StoreState.Changes()))
+            swap(&changeBuffer, &pending[pending.count - 1].changes)
+            if let spare = spareChanges.popLast() { changeBuffer = consume spare }
         } else {
-            let fired = readLock.withLock { commitLocked(changeBuffer, index) }
+            var fired: [(WatchHandler, WatchEvent)] = []
+            readLock.withLock { commitLocked(changeBuffer, index, into: &fired) }
             enqueue(fired)
         }
         changeBuffer.removeAll()
@@ -403,14 +406,14 @@ public final class Store: @unchecked Sendable {
             while !pending.isEmpty && pending[0].index <= index {
                 if hinted == 0 { hinted = hintReplayPaths(through: index) }
                 hinted -= 1
-                let txnIndex = pending[0].index
-                spareChanges.append(pending.removeFirst().changes)  // moved, not copied
-                let last = spareChanges.count - 1
-                fired.append(contentsOf: commitLocked(spareChanges[last], txnIndex))
-                spareChanges[last].removeAll()
+                var changes = StoreState.Changes()  // the txn's record is swapped in (see decide)
+                swap(&changes, &pending[0].changes)
+                let txnIndex = pending.removeFirst().index
+                commitLocked(changes, txnIndex, into: &fired)
+                changes.removeAll()
                 // A large txn's buffers are not kept: a spare holds its capacity for good.
-                if spareChanges.count > Self.maxSpareChanges || spareChanges[last].capacity > Self.maxSpareCapacity {
-                    spareChanges.removeLast()
+                if spareChanges.count < Self.maxSpareChanges && changes.capacity <= Self.maxSpareCapacity {
+                    spareChanges.append(consume changes)
                 }
             }
             return fired
@@ -492,13 +495,11 @@ public final class Store: @unchecked Sendable {
 
     /// Applies one txn's changes to the committed state and collects the watches they fire
     /// (read lock held: a watch registered with a read sees every change after that read).
-    private func commitLocked(_ changes: StoreState.Changes, _ index: UInt64) -> [(WatchHandler, WatchEvent)] {
+    private func commitLocked(_ changes: borrowing StoreState.Changes, _ index: UInt64, into fired: inout [(WatchHandler, WatchEvent)]) {
         committed.apply(changes)
         committedIndex = index
-        guard !watches.isEmpty else { return [] }
-        var fired: [(WatchHandler, WatchEvent)] = []
+        guard !watches.isEmpty else { return }
         for case .event(let event) in changes.tree { watches.fire(event, into: &fired) }
-        return fired
     }
 
     /// Queues fired events (called with the writer lock held, so queues fill in index order) and
