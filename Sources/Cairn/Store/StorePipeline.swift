@@ -52,6 +52,7 @@ extension Store {
             ready(nil)
             return
         }
+        markHead(covering: decided.index)
         log.onCommit(decided.index) { error in ready(error.map { StoreError.log($0) }) }
     }
 
