@@ -71,7 +71,7 @@ import Testing
         // which is this one: the embedded loop runs its tasks inside `run()`).
         final class Sent: @unchecked Sendable { var atSync: [[Int32]] = [] }
         let sent = Sent()
-        nonisolated(unsafe) let observed = reader
+        let observed = reader
         disk.observeSyncs { _ in
             var xids: [Int32] = []
             while let reply = try? observed.readOutbound(as: ByteBuffer.self) { xids.append(xid(reply) ?? -1) }

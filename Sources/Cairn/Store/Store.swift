@@ -114,12 +114,12 @@ public final class Store: @unchecked Sendable {
     /// it still shared allocated new arrays for every write under `always`.
     private var spareChanges: [StoreState.Changes] = []
     private static let maxSpareChanges = 1024
+    private static let maxSpareCapacity = 64
     /// Copies of the head state (O(1): the tries are shared) at the newest pending txn, taken
     /// where a commit is about to be waited for, oldest first (see ``markHeadLocked(covering:)``).
     private var marks = Deque<(index: UInt64, state: StoreState)>()
     /// Group commits published through a mark (writer lock), for tests.
     private(set) var publishedByMark = 0
-    private static let maxSpareCapacity = 64
     private var failure: StoreError?
     /// Timers of key deadlines, TTL and container znodes and sessions (writer lock).
     var expiry: ExpiryTracker
@@ -493,7 +493,7 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Before the next pending txns (up to `index`) are replayed into the committed state,
-    /// hints its trie's paths of the keys they change, all at once (``KeyTable/prefetchPaths(_:)``):
+    /// hints its trie's paths of the keys they change, all at once (``KeyTable/prefetchPaths(_:values:)``):
     /// in a keyspace too large for the cache each replayed write missed on every level, one
     /// after another. Returns how many txns it looked at (at least one). Database 0 only, and
     /// only once it is large: in a small one the paths are cached and the hints only cost.
@@ -520,7 +520,7 @@ public final class Store: @unchecked Sendable {
     /// Keys in database 0 from which lookups are worth hinting (replays, pipelines).
     private static let hintedKeyspaceSize = 1 << 14
 
-    /// Whether ``hintKeyPaths(_:)`` would do anything (database 0 is large), read without a
+    /// Whether ``hintKeyPaths(writes:reads:)`` would do anything (database 0 is large), read without a
     /// lock: a server asks before it spends time finding a pipeline's keys.
     public var wantsKeyPathHints: Bool { keyPathHinting.load(ordering: .relaxed) }
 
@@ -530,7 +530,7 @@ public final class Store: @unchecked Sendable {
         keyPathHinting.store(count >= Self.hintedKeyspaceSize, ordering: .relaxed)
     }
 
-    /// The hash the store's tables place a key of these bytes by (for ``hintKeyPaths(_:)``).
+    /// The hash the store's tables place a key of these bytes by (for ``hintKeyPaths(writes:reads:)``).
     public static func keyHash(_ key: UnsafeRawBufferPointer) -> UInt64 {
         KeyHash.siphash(key, key: KeyHash.key, compressionRounds: 1, finalizationRounds: 3)
     }
@@ -538,7 +538,7 @@ public final class Store: @unchecked Sendable {
     /// Starts loading into the cache the paths of database 0's keys with these hashes
     /// (``keyHash(_:)``), which requests about to run will look up: in a keyspace larger than
     /// the cache each lookup misses on every level of the trie in turn, while the hints of a
-    /// pipeline's keys overlap their misses (``KeyTable/prefetchPaths(_:)``). Writes decide
+    /// pipeline's keys overlap their misses (``KeyTable/prefetchPaths(_:values:)``). Writes decide
     /// against head, reads look at the committed state (the same table unless txns wait for a
     /// sync). Only hints: nothing changes, and nothing is done for a small keyspace.
     ///

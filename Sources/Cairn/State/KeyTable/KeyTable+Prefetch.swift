@@ -1,7 +1,7 @@
 import CPrefetch
 
 extension KeyTable {
-    /// Most paths hinted at once by ``prefetchPaths(_:)``.
+    /// Most paths hinted at once by ``prefetchPaths(_:values:)``.
     static let maxPrefetchedPaths = 32
 
     /// Starts loading into the cache the nodes on the paths of the keys with these hashes, all
