@@ -46,7 +46,15 @@ public protocol DiskFile: AnyObject, Sendable {
     /// Maps the first `size` bytes for writing, so that later writes below `size` are memory
     /// copies into the page cache instead of syscalls. A hint: a disk that cannot map ignores it.
     func mapForWriting(size: Int) throws(DiskError)
+    /// Faults in the mapped pages of `range` for writing, so that the writes that later land
+    /// there copy without a page fault each. A hint, safe to call from a thread other than the
+    /// writer's; a disk without a mapping (or a kernel without `MADV_POPULATE_WRITE`) ignores it.
+    func prefault(_ range: Range<Int>)
     func close() throws(DiskError)
+}
+
+extension DiskFile {
+    public func prefault(_ range: Range<Int>) {}
 }
 
 /// A held lock; released by ``unlock()`` or when the object goes away.

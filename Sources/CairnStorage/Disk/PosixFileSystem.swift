@@ -103,14 +103,17 @@ final class PosixFileLock: FileLock, @unchecked Sendable {
 /// the page cache: they reach the OS (and survive `kill -9`) without a syscall, and
 /// `fdatasync` makes them durable exactly as it does for `pwrite`.
 ///
-/// Thread safety: reads, writes and `syncData` may run concurrently; mapping, truncating and
-/// closing must not race with writes (the log serialises them).
+/// Thread safety: reads, writes, `syncData` and `prefault` may run concurrently; mapping,
+/// truncating and closing must not race with writes (the log serialises them).
 final class PosixFileHandle: DiskFile, @unchecked Sendable {
     let path: FilePath
     private let fd: FileDescriptor
     private var mapping: UnsafeMutableRawPointer?
     private var mappedSize = 0
     private var closed = false
+    /// Held by `prefault` (on another thread than the writer's) and by whatever unmaps: the
+    /// mapping cannot go, and its address be reused, under a prefault.
+    private let mappingLock = Lock()
 
     init(path: FilePath, fd: FileDescriptor) {
         self.path = path
@@ -180,14 +183,33 @@ final class PosixFileHandle: DiskFile, @unchecked Sendable {
         guard size > 0 else { return }
         let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
         if pointer == MAP_FAILED || pointer == nil { throw DiskError(.map, path, Errno(rawValue: errno)) }
-        mapping = pointer
-        mappedSize = size
+        mappingLock.withLock {
+            mapping = pointer
+            mappedSize = size
+        }
     }
 
     private func unmap() {
-        if let mapping { munmap(mapping, mappedSize) }
-        mapping = nil
-        mappedSize = 0
+        mappingLock.withLock {
+            if let mapping { munmap(mapping, mappedSize) }
+            mapping = nil
+            mappedSize = 0
+        }
+    }
+
+    func prefault(_ range: Range<Int>) {
+        #if os(Linux)
+        mappingLock.withLock {
+            guard let mapping, range.lowerBound >= 0 else { return }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = range.lowerBound / page * page
+            let end = min(range.upperBound, mappedSize)
+            guard start < end else { return }
+            // MADV_POPULATE_WRITE (Linux 5.14): an older kernel answers EINVAL, and the
+            // writer's copies fault as they did.
+            _ = madvise(mapping + start, end - start, 23)
+        }
+        #endif
     }
 
     func close() throws(DiskError) {

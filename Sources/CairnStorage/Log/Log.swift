@@ -74,6 +74,8 @@ public final class Log: @unchecked Sendable {
         UInt8(FsyncPolicy.allCases.firstIndex(of: policy)!)
     }
     private var flusherRunning = false
+    /// Pages of the active segment's mapping the flusher is to fault in ahead of the writer.
+    private var prefaultRequest: (segment: ActiveSegment, range: Range<Int>)?
     /// How many threads wait on `progress`: it is signalled only when someone does.
     private var blockedThreads = 0
     private var waiters: [Waiter] = []
@@ -133,6 +135,8 @@ public final class Log: @unchecked Sendable {
         /// background only once its preallocated size is durable: a crash before the seal
         /// then leaves zeros past its records, which is how recovery knows it was unsealed.
         var syncedCapacity = 0
+        /// How far the flusher has been asked to prefault the mapping (see ``Log/prefaultWindow``).
+        var prefaulted = 0
         init(handle: any DiskFile, name: String, firstIndex: UInt64, capacity: Int, writeOffset: Int) {
             self.handle = handle
             self.name = name
@@ -316,6 +320,7 @@ public final class Log: @unchecked Sendable {
                 fail(.writerFailed(error))
                 throw failure!
             }
+            if active.writeOffset + size + Self.prefaultWindow / 2 > active.prefaulted { requestPrefault() }
         }
         let wasNearlyFull = activeNearlyFull
         active.writeOffset += size
@@ -325,6 +330,20 @@ public final class Log: @unchecked Sendable {
         counters.appends += 1
         counters.appendedBytes += UInt64(size)
         return index
+    }
+
+    /// Under `no` and `everysec` a segment is written through its mapping, and each first write
+    /// to a page faulted (the kernel reads, or zeroes, the page in): 4% of the event loop under
+    /// a pipelined SET. The flusher faults this much ahead of the writer in instead.
+    static let prefaultWindow = 1 << 20
+
+    /// Asks the flusher to fault in the active segment's next pages (once per half window).
+    private func requestPrefault() {
+        let end = min(active.capacity, active.writeOffset + Self.prefaultWindow)
+        guard end > active.prefaulted else { return }
+        prefaultRequest = (active, max(active.prefaulted, active.writeOffset)..<end)
+        active.prefaulted = end
+        flusherWork.signal()
     }
 
     /// Makes sure the next record, of `payloadLength` bytes, can be submitted without I/O that
@@ -695,6 +714,7 @@ public final class Log: @unchecked Sendable {
         while !isClosed && failure == nil {
             switch options.fsyncPolicy {
             case .always:
+                prefaultRequest = nil  // (asked for before the policy changed)
                 guard !waiters.isEmpty && !syncInProgress else {
                     flusherWork.wait()
                     continue
@@ -724,6 +744,15 @@ public final class Log: @unchecked Sendable {
                     syncLocked()
                 }
             case .everysec, .no:
+                if let request = prefaultRequest {
+                    // Outside the lock: the writer goes on meanwhile (the handle keeps the
+                    // mapping from going away under it).
+                    prefaultRequest = nil
+                    state.unlock()
+                    request.segment.handle.prefault(request.range)
+                    state.lock()
+                    continue
+                }
                 if sealing != nil {
                     if syncInProgress { waitForProgress() } else { syncLocked() }
                     continue
