@@ -6,7 +6,8 @@ struct ClientSession {
     var protocolVersion = 2
     var authenticated = true
     var name: String?
-    var lastCommand = "NULL"
+    /// The last command run (CLIENT INFO's `cmd=`).
+    var lastCommand = ResolvedCommand.unknown("NULL")
     /// The `SELECT`ed database.
     var db = 0
     var inMulti = false

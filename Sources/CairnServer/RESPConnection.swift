@@ -164,7 +164,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
                 guard case .command(let consumed) = RESPRequestParser.parse(rest, limits: limits, authenticated: session.authenticated, ranges: &ranges) else { break }
                 offset += consumed
-                guard case .data(let spec) = resolve(name: UnsafeRawBufferPointer(rebasing: rest[ranges[0]])).1,
+                guard case .data(let spec) = resolve(name: UnsafeRawBufferPointer(rebasing: rest[ranges[0]])).kind,
                       spec.firstKey > 0, spec.firstKey < ranges.count else { continue }
                 let hash = Store.keyHash(UnsafeRawBufferPointer(rebasing: rest[ranges[spec.firstKey]]))
                 if spec.isWrite {
@@ -317,79 +317,60 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Runs one command (the session's state machine: auth, MULTI, subscriptions).
     private func run(_ arguments: Arguments) {
-        let (name, resolved) = resolve(arguments)
+        let command = resolve(arguments)
         uncountedCommands += 1
-        session.lastCommand = name
-        if !session.authenticated && !["auth", "hello", "quit"].contains(name) {
-            append(.error("NOAUTH Authentication required."))
-            return
-        }
-        if session.isSubscribedRESP2 && !["subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit", "reset"].contains(name) {
-            append(.error("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"))
-            return
-        }
-        if session.inMulti && !["exec", "discard", "multi", "watch", "quit", "reset"].contains(name) {
-            queueInMulti(name, resolved, arguments)
-            return
-        }
-        switch resolved {
+        if session.lastCommand !== command { session.lastCommand = command }
+        if !session.authenticated || session.inMulti || session.isSubscribedRESP2, answeredBySessionState(command, arguments) { return }
+        switch command.kind {
         case .data(let spec):
-            guard Self.arityFits(spec.arity, arguments.count) else { append(.error(RedisErrors.arity(name))); return }
+            guard Self.arityFits(spec.arity, arguments.count) else { append(.error(RedisErrors.arity(command.name))); return }
             runData(spec, arguments)
         case .connection(let handler):
-            guard Self.arityFits(handler.arity, arguments.count) else { append(.error(RedisErrors.arity(name))); return }
+            guard Self.arityFits(handler.arity, arguments.count) else { append(.error(RedisErrors.arity(command.name))); return }
             handler.run(self, arguments)
         case .unknown:
             append(.error(RedisErrors.unknown(arguments)))
         }
     }
 
-    /// What a command's name resolves to.
-    private enum Resolved {
-        case data(DataCommands.Spec)
-        case connection(ConnectionCommands.Handler)
-        case unknown
-
-        init(_ name: String) {
-            if let spec = DataCommands.table[name] { self = .data(spec) }
-            else if let handler = ConnectionCommands.table[name] { self = .connection(handler) }
-            else { self = .unknown }
+    /// What a session that is not authenticated, is in MULTI, or is subscribed under RESP2 does
+    /// with a command instead of running it: true when it answered (or queued) it.
+    private func answeredBySessionState(_ command: ResolvedCommand, _ arguments: Arguments) -> Bool {
+        let name = command.name
+        if !session.authenticated && !["auth", "hello", "quit"].contains(name) {
+            append(.error("NOAUTH Authentication required."))
+            return true
         }
-
-        /// Redis's arity of the command; nil for an unknown one.
-        var arity: Int? {
-            switch self {
-            case .data(let spec): return spec.arity
-            case .connection(let handler): return handler.arity
-            case .unknown: return nil
-            }
+        if session.isSubscribedRESP2 && !["subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit", "reset"].contains(name) {
+            append(.error("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"))
+            return true
         }
+        if session.inMulti && !["exec", "discard", "multi", "watch", "quit", "reset"].contains(name) {
+            queueInMulti(command, arguments)
+            return true
+        }
+        return false
     }
 
-    /// The last name resolved, as sent (names up to 16 bytes, packed in two words), with its
-    /// lower-case form: a pipeline mostly repeats one command, and making the name's String and
-    /// hashing it into the tables for each was 3% of a pipelined SET.
+    /// The last name resolved, as sent (names up to 16 bytes, packed in two words): a pipeline
+    /// mostly repeats one command, and making the name's String and hashing it into the tables
+    /// for each was 3% of a pipelined SET.
     private var lastSent: (UInt64, UInt64, count: Int) = (0, 0, -1)
-    private var lastName = ""
-    private var lastResolved = Resolved.unknown
+    private var lastResolved = ResolvedCommand.unknown("")
 
-    /// The command's name in lower case and what it resolves to.
-    private func resolve(_ arguments: Arguments) -> (String, Resolved) {
+    /// The command a request names.
+    private func resolve(_ arguments: Arguments) -> ResolvedCommand {
         arguments.withBytes(0) { bytes in resolve(name: bytes) }
     }
 
-    private func resolve(name bytes: UnsafeRawBufferPointer) -> (String, Resolved) {
-        guard bytes.count <= 16 else {
-            let name = Self.commandName(bytes)
-            return (name, Resolved(name))
-        }
+    private func resolve(name bytes: UnsafeRawBufferPointer) -> ResolvedCommand {
+        guard bytes.count <= 16 else { return ResolvedCommand.named(Self.commandName(bytes)) }
         var words: (UInt64, UInt64) = (0, 0)
         withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: bytes) }
-        if lastSent.count == bytes.count && lastSent.0 == words.0 && lastSent.1 == words.1 { return (lastName, lastResolved) }
-        lastName = Self.commandName(bytes)
-        lastResolved = Resolved(lastName)
+        if lastSent.count == bytes.count && lastSent.0 == words.0 && lastSent.1 == words.1 { return lastResolved }
+        lastResolved = ResolvedCommand.named(Self.commandName(bytes))
         lastSent = (words.0, words.1, bytes.count)
-        return (lastName, lastResolved)
+        return lastResolved
     }
 
     /// A command's name in lower case, as Redis folds it (ASCII letters only).
@@ -461,8 +442,9 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: MULTI / EXEC
 
-    private func queueInMulti(_ name: String, _ resolved: Resolved, _ arguments: Arguments) {
-        guard let arity = resolved.arity else {
+    private func queueInMulti(_ command: ResolvedCommand, _ arguments: Arguments) {
+        let name = command.name
+        guard let arity = command.arity else {
             session.multiFailed = true
             append(.error(RedisErrors.unknown(arguments)))
             return

@@ -87,6 +87,24 @@ import Testing
         #expect(table != copy && copy == copy && KeyTable() == KeyTable())
     }
 
+    /// A lookup by the key's bytes in place (a GET's) finds what a lookup by `Bytes` does: every
+    /// present key, and nothing for absent ones, prefixes, extensions or the empty key.
+    @Test func lookupsByBytesMatchLookupsByKey() {
+        var table = KeyTable()
+        for n in 0..<3000 where n % 3 != 0 { table[Bytes("k\(n)")] = Self.entry(UInt64(n)) }
+        table[Bytes([0, 0xFF])] = Self.entry(9)
+        var probes = (0..<3100).map { Bytes("k\($0)") }
+        probes += [Bytes([]), Bytes("k"), Bytes("k10000"), Bytes([0]), Bytes([0, 0xFF]), Bytes([0, 0xFF, 0])]
+        var found = 0
+        for key in probes {
+            let byBytes = key.storage.withUnsafeBytes { table[bytes: $0] }
+            #expect(byBytes == table[key], "key \(key)")
+            if byBytes != nil { found += 1 }
+        }
+        #expect(found == table.count)
+        #expect(KeyTable()[bytes: UnsafeRawBufferPointer(start: nil, count: 0)] == nil)
+    }
+
     /// Every key's item is in the table's nodes, a million of them in a large store: a list
     /// is one reference, so a string key does not pay for a list's fields.
     @Test func itemsStaySmall() {

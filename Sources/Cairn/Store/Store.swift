@@ -725,7 +725,17 @@ public final class Store: @unchecked Sendable {
     /// The committed entry of `key` unless it has expired. The clock is read only for keys that
     /// have a deadline: most reads need no time at all.
     public func liveEntry(_ key: Bytes, db: Int = 0) -> Entry? {
-        guard let entry = readLock.withLock({ db == 0 ? committed.keyspace.entries[key] : committed.databases[db]?.entries[key] }) else { return nil }
+        live(readLock.withLock { db == 0 ? committed.keyspace.entries[key] : committed.databases[db]?.entries[key] })
+    }
+
+    /// ``liveEntry(_:db:)`` of the key with these bytes, without making a ``Bytes`` of them.
+    public func liveEntry(bytes key: UnsafeRawBufferPointer, db: Int = 0) -> Entry? {
+        live(readLock.withLock { db == 0 ? committed.keyspace.entries[bytes: key] : committed.databases[db]?.entries[bytes: key] })
+    }
+
+    /// The entry unless it has expired.
+    private func live(_ entry: Entry?) -> Entry? {
+        guard let entry else { return nil }
         if entry.expiresAt != 0 && entry.expiresAt <= clock.nowMilliseconds() { return nil }
         return entry
     }

@@ -155,6 +155,7 @@ struct KeyspaceReader: Sendable {
     let db: Int
 
     func liveEntry(_ key: Bytes) -> Entry? { store.liveEntry(key, db: db) }
+    func liveEntry(bytes key: UnsafeRawBufferPointer) -> Entry? { store.liveEntry(bytes: key, db: db) }
     func keys(_ pattern: Bytes) -> [Bytes] { store.keys(pattern, db: db) }
     func scan(cursor: UInt64, match: Bytes?, count: Int) -> (cursor: UInt64, keys: [Bytes]) { store.scan(cursor: cursor, match: match, count: count, db: db) }
     func type(_ key: Bytes) -> String { store.type(key, db: db) }

@@ -5,9 +5,15 @@ import Foundation
 /// Commands about the connection, the server, transactions, pub/sub and blocking pops: they
 /// act on the session or the server rather than on one key.
 enum ConnectionCommands {
-    struct Handler: Sendable {
+    /// A class for the reason ``DataCommands/Spec`` is one.
+    final class Handler: Sendable {
         let arity: Int
         let run: @Sendable (RESPConnection, Arguments) -> Void
+
+        init(arity: Int, run: @escaping @Sendable (RESPConnection, Arguments) -> Void) {
+            self.arity = arity
+            self.run = run
+        }
     }
 
     static let serverVersion = "7.2.0"
@@ -218,7 +224,7 @@ enum ConnectionCommands {
             c.server.lock.withLock { c.server.clients[c.session.id]?.name = c.session.name }
             c.append(.ok)
         case "GETNAME": c.append(c.session.name.map { .bulk($0) } ?? .null)
-        case "INFO": c.append(.bulk(clientLine(c.server, c.session.id) + " cmd=\(c.session.lastCommand)\n"))
+        case "INFO": c.append(.bulk(clientLine(c.server, c.session.id) + " cmd=\(c.session.lastCommand.name)\n"))
         case "LIST":
             let ids = c.server.lock.withLock { c.server.clients.keys.sorted() }
             c.append(.bulk(ids.map { clientLine(c.server, $0) + "\n" }.joined()))

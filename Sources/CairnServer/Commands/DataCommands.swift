@@ -8,7 +8,9 @@ enum DataCommands {
     /// A plain read: the reply from the arguments and the committed keyspace.
     typealias ReadBody = @Sendable (Arguments, KeyspaceReader) throws -> RESPValue
 
-    struct Spec: Sendable {
+    /// A data command's arity, key positions and body. A class: a connection resolves a
+    /// command per request, and copying a struct of two closures retained both each time.
+    final class Spec: Sendable {
         /// Redis's arity: exact when positive, at least |arity| when negative (name included).
         let arity: Int
         let isWrite: Bool
@@ -18,7 +20,13 @@ enum DataCommands {
         let plan: Planner
         /// For a plain read, its body: the connection runs it at once, with no plan and no
         /// closure made per request (two allocations of every pipelined GET).
-        var read: ReadBody? = nil
+        let read: ReadBody?
+
+        init(arity: Int, isWrite: Bool, firstKey: Int, lastKey: Int, step: Int, plan: @escaping Planner, read: ReadBody? = nil) {
+            (self.arity, self.isWrite, self.firstKey, self.lastKey, self.step) = (arity, isWrite, firstKey, lastKey, step)
+            self.plan = plan
+            self.read = read
+        }
     }
 
     // MARK: Helpers
@@ -162,10 +170,10 @@ enum DataCommands {
 
     private static func addStrings(_ t: inout Table) {
         t.addRead("get", 2) { args, store in
-            switch stringValue(store, args[1]) {
-            case .success(let value): return value.map { .bulk($0) } ?? .null
-            case .failure(let error): throw error
-            }
+            // The key looked up in place: no copy of it made (an allocation a GET).
+            guard let entry = args.withBytes(1, { store.liveEntry(bytes: $0) }) else { return .null }
+            guard case .string(let bytes) = entry.value else { throw CommandError(KVError.wrongType.message) }
+            return .bulk(bytes)
         }
         t.add("set", -3, write: true) { args, store in
             var condition = SetCondition.always

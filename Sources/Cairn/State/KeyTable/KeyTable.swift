@@ -49,6 +49,19 @@ public struct KeyTable: @unchecked Sendable {
     }
 
     @inlinable func find(_ key: Bytes, hash: UInt64) -> Entry? {
+        find(hash: hash) { $0 == key }
+    }
+
+    /// The entry of the key with these bytes, or nil: a lookup with no `Bytes` made (a GET's
+    /// key, straight from the request).
+    @inlinable public subscript(bytes key: UnsafeRawBufferPointer) -> Entry? {
+        find(hash: KeyHash.siphash(key, key: KeyHash.key, compressionRounds: 1, finalizationRounds: 3)) { stored in
+            stored.count == key.count && stored.storage.withUnsafeBytes { $0.elementsEqual(key) }
+        }
+    }
+
+    /// The entry of the key with `hash` that `isKey` accepts.
+    @inlinable @inline(__always) func find(hash: UInt64, _ isKey: (Bytes) -> Bool) -> Entry? {
         // Down the trie without retaining a node (`self` keeps them all alive).
         var node = Unmanaged.passUnretained(root)
         var shift = 0
@@ -67,13 +80,13 @@ public struct KeyTable: @unchecked Sendable {
         return node._withUnsafeGuaranteedRef { node -> Entry? in
             let head = node.head, items = node.items
             if head.pointee.isCollision {
-                for i in 0..<Int(head.pointee.itemCount) where items[i].hash == hash && items[i].key == key { return items[i].entry }
+                for i in 0..<Int(head.pointee.itemCount) where items[i].hash == hash && isKey(items[i].key) { return items[i].entry }
                 return nil
             }
             let bit = KeyTableNode.bit(hash, shift: shift)
             guard head.pointee.itemMap & bit != 0 else { return nil }
             let item = items + KeyTableNode.slot(head.pointee.itemMap, bit)
-            return item.pointee.hash == hash && item.pointee.key == key ? item.pointee.entry : nil
+            return item.pointee.hash == hash && isKey(item.pointee.key) ? item.pointee.entry : nil
         }
     }
 
