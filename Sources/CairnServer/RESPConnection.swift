@@ -46,6 +46,10 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var limits = RESPLimits()
     /// Commands run and not yet added to the server's count (see ``countCommands()``).
     private var uncountedCommands = 0
+    /// Writes of a pipeline decided so far only here: they become one txn (``decideBatched()``)
+    /// before anything else runs or answers, and at the end of the read.
+    private var batched: [(operation: Cairn.Operation, answer: @Sendable (Reply) -> RESPValue)] = []
+    private var batchedBytes = 0
 
     init(server: ServerState) {
         self.server = server
@@ -105,6 +109,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         guard input!.readableBytes >= needed else { return }
         parseAndRun(limits)
+        decideBatched()
         process()
     }
 
@@ -195,6 +200,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         while !busy && !closing, let arguments = queue.popFirst() {
             run(arguments)
         }
+        decideBatched()
         guard !busy && !closing else { return }
         if held != nil { waitForHeld(); return }
         if let message = protocolError, queue.isEmpty {
@@ -206,8 +212,9 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         flush(close: quitting)
     }
 
-    /// Appends a reply in the session's protocol.
+    /// Appends a reply in the session's protocol (after those of the batched writes).
     func append(_ value: RESPValue) {
+        if !batched.isEmpty { decideBatched() }
         value.encode(into: &out, protocolVersion: session.protocolVersion)
     }
 
@@ -323,9 +330,11 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         if !session.authenticated || session.inMulti || session.isSubscribedRESP2, answeredBySessionState(command, arguments) { return }
         switch command.kind {
         case .data(let spec):
+            if !spec.isWrite && !batched.isEmpty { decideBatched() }  // (a read sees the writes before it)
             guard Self.arityFits(spec.arity, arguments.count) else { append(.error(RedisErrors.arity(command.name))); return }
             runData(spec, arguments)
         case .connection(let handler):
+            if !batched.isEmpty { decideBatched() }
             guard Self.arityFits(handler.arity, arguments.count) else { append(.error(RedisErrors.arity(command.name))); return }
             handler.run(self, arguments)
         case .unknown:
@@ -405,11 +414,66 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         case .reply(let value):
             append(value)
         case .read(let body):
+            if !batched.isEmpty { decideBatched() }
             guard held == nil else { waitToRead(arguments); return }
             append(body(reader))
         case .write(let operation, let answer):
-            write(inDatabase(consume operation), answer: answer)
+            let size = arguments.byteCount
+            if batchedBytes + size > Self.maxBatchedBytes || batched.count == Self.maxBatchedWrites { decideBatched() }
+            batched.append((inDatabase(consume operation), answer))
+            batchedBytes += size
         }
+    }
+
+    /// Most writes, and most bytes of their arguments, batched into one txn: a larger write
+    /// is decided alone, as are the batch's before it.
+    private static let maxBatchedWrites = 64
+    private static let maxBatchedBytes = 64 << 10
+
+    /// Decides the batched writes as one txn and appends their replies in order. Pipelined
+    /// writes share a txn as they share a group commit: a txn a write cost a header, a log
+    /// record, a clock read and the store's locks each (and under `always`, a change record).
+    /// The writes stay independent as Redis runs them: each gets its own reply, an error in
+    /// one changes nothing of the others.
+    private func decideBatched() {
+        guard !batched.isEmpty else { return }
+        var writes: [(operation: Cairn.Operation, answer: @Sendable (Reply) -> RESPValue)] = []
+        swap(&writes, &batched)
+        batchedBytes = 0
+        defer {
+            writes.removeAll(keepingCapacity: true)
+            if batched.isEmpty { swap(&writes, &batched) }  // (keeps the storage)
+        }
+        if writes.count == 1 {
+            if let reply = decideWrite(writes[0].operation) { encode(writes[0].answer(reply)) }
+            return
+        }
+        let replies: [Reply]
+        let decided: Decided
+        do {
+            (replies, decided) = try decideOperations(writes.map(\.operation))
+        } catch {
+            for _ in writes { encode(.error("ERR \(error)")) }  // (a reply each, as when decided alone)
+            return
+        }
+        for (write, reply) in zip(writes, replies) {
+            switch write.operation {
+            case .push(let key, _, _, _), .inDatabase(_, .push(let key, _, _, _)): pushed.append(key)
+            default: break
+            }
+            encode(write.answer(reply))
+        }
+        hold(decided)
+    }
+
+    private func decideOperations(_ operations: [Cairn.Operation]) throws -> ([Reply], Decided) {
+        let (replies, decided) = try store.decide(operations, guards: [])
+        return (replies!, decided)  // (no guards: always run)
+    }
+
+    /// Appends a reply in the session's protocol, batched writes or not.
+    private func encode(_ value: RESPValue) {
+        value.encode(into: &out, protocolVersion: session.protocolVersion)
     }
 
     /// A read after a held write must see it: it runs again once that write has committed.

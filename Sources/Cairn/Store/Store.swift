@@ -382,7 +382,7 @@ public final class Store: @unchecked Sendable {
     /// Counts the submitted txn toward the automatic snapshot (writer lock held).
     private func countForSnapshot() {
         txnsSinceSnapshot += 1
-        if txnsSinceSnapshot & 1023 == 0 { refreshKeyPathHinting() }
+        refreshKeyPathHinting()
         bytesSinceSnapshot += encodeBuffer.count
         if (options.snapshotEveryTxns > 0 && txnsSinceSnapshot >= options.snapshotEveryTxns)
             || (options.snapshotEveryBytes > 0 && bytesSinceSnapshot >= options.snapshotEveryBytes) {
@@ -404,8 +404,8 @@ public final class Store: @unchecked Sendable {
     /// Before a commit is waited for: marks head, so that once the txn at `index` (and the
     /// newest pending one) is durable, the committed state becomes the mark instead of replaying
     /// each txn's changes, when the txns pending since the last mark changed at most
-    /// ``maxMarkedKeys`` keys of database 0 and nothing else, ``markedTxnsPerKey`` txns a key
-    /// or more. Hot keys (a counter, a queue, a
+    /// ``maxMarkedKeys`` keys of database 0 and nothing else, ``markedChangesPerKey`` changes
+    /// a key or more. Hot keys (a counter, a queue, a
     /// lock) are what a mark is for: a replay walked the key's path and assigned its entry once
     /// per txn, a mark costs head one copy of the path's nodes (and of a list's end chunk) per
     /// group commit. Over many keys the copies would cost far more than the replay (SET over
@@ -421,10 +421,12 @@ public final class Store: @unchecked Sendable {
         if since >= index { return }
         // The keys changed since the last mark: few, or no mark.
         var keys: [Bytes] = []
+        var changes = 0
         var position = pending.count - 1
         // (Read in place: a copy of each txn's record cost three retains and releases.)
         while position >= 0 && pending[position].index > since {
             guard pending[position].changes.tree.isEmpty && pending[position].changes.otherDatabasesMade == 0 else { return }
+            changes += pending[position].changes.keyspace.recorded.count
             for change in 0..<pending[position].changes.keyspace.recorded.count {
                 guard let key = pending[position].changes.keyspace.recorded[change].key else { return }
                 if !keys.contains(key) {
@@ -435,18 +437,17 @@ public final class Store: @unchecked Sendable {
             position -= 1
         }
         // Each key's path is copied once per mark (a node of a large table holds up to 32
-        // items, each retained), where a replay walks it once per txn: worth it only for many
-        // txns a key. (Small batches over random keys, `-P 1` under `always`, took 30% more
-        // CPU a request when marked.)
-        let txns = pending.count - 1 - position
-        guard txns >= Self.markedTxnsPerKey * keys.count else { return }
+        // items, each retained), where a replay walks it once per change: worth it only for
+        // many changes a key. (Small batches over random keys, `-P 1` under `always`, took 30%
+        // more CPU a request when marked.)
+        guard changes >= Self.markedChangesPerKey * keys.count else { return }
         marks.append((newest, head))
     }
 
     /// Most distinct keys the txns of a mark may have changed.
     private static let maxMarkedKeys = 4
-    /// Fewest txns a changed key that a mark needs.
-    private static let markedTxnsPerKey = 64
+    /// Fewest changes a changed key that a mark needs (a pipeline's writes share a txn).
+    private static let markedChangesPerKey = 64
 
     /// Head and committed are two tries that share keys and values but not nodes: each change
     /// is applied to both in place. (Re-sharing head's structure would make the next write copy
@@ -533,11 +534,18 @@ public final class Store: @unchecked Sendable {
     /// lock: a server asks before it spends time finding a pipeline's keys.
     public var wantsKeyPathHints: Bool { keyPathHinting.load(ordering: .relaxed) }
 
-    /// Updates ``wantsKeyPathHints`` (writer lock held; every 1024 txns, and at open).
+    /// Updates ``wantsKeyPathHints`` (writer lock held; after every txn, and at open): a count
+    /// and a compare, the shared flag stored only when it changes.
     func refreshKeyPathHinting() {
-        let count = headIsCommitted ? committed.keyspace.count : head.keyspace.count
-        keyPathHinting.store(count >= Self.hintedKeyspaceSize, ordering: .relaxed)
+        let wanted = (headIsCommitted ? committed.keyspace.count : head.keyspace.count) >= Self.hintedKeyspaceSize
+        if wanted != keyPathHintingMirror {
+            keyPathHintingMirror = wanted
+            keyPathHinting.store(wanted, ordering: .relaxed)
+        }
     }
+
+    /// The last value stored in ``keyPathHinting`` (writer lock held).
+    private var keyPathHintingMirror = false
 
     /// The hash the store's tables place a key of these bytes by (for ``hintKeyPaths(writes:reads:)``).
     public static func keyHash(_ key: UnsafeRawBufferPointer) -> UInt64 {

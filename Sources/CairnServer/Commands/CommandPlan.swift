@@ -96,6 +96,12 @@ struct Arguments: @unchecked Sendable {
         #endif
     }
 
+    /// The arguments' bytes together (about: a view counts the framing between them).
+    var byteCount: Int {
+        guard base != nil else { return copies.reduce(0) { $0 + $1.count } }
+        return ranges[ranges.count - 1].upperBound - ranges[0].lowerBound
+    }
+
     /// The argument, copied when viewed.
     subscript(_ i: Int) -> Bytes {
         guard let base else { return copies[i] }
