@@ -294,10 +294,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     func decideWrite(_ operation: Cairn.Operation) -> Reply? {
         do {
             let (reply, decided) = try store.decide(operation)
-            switch operation {
-            case .push(let key, _, _, _), .inDatabase(_, .push(let key, _, _, _)): pushed.append(key)
-            default: break
-            }
+            notePush(operation)
             hold(decided)
             return reply
         } catch {
@@ -448,27 +445,28 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             if let reply = decideWrite(writes[0].operation) { encode(writes[0].answer(reply)) }
             return
         }
-        let replies: [Reply]
+        let replies: [Reply]?
         let decided: Decided
         do {
-            (replies, decided) = try decideOperations(writes.map(\.operation))
+            (replies, decided) = try store.decide(writes.map(\.operation), guards: [])
         } catch {
             for _ in writes { encode(.error("ERR \(error)")) }  // (a reply each, as when decided alone)
             return
         }
+        guard let replies else { preconditionFailure("a txn without guards always runs") }
         for (write, reply) in zip(writes, replies) {
-            switch write.operation {
-            case .push(let key, _, _, _), .inDatabase(_, .push(let key, _, _, _)): pushed.append(key)
-            default: break
-            }
+            notePush(write.operation)
             encode(write.answer(reply))
         }
-        hold(decided)
+        hold(decided)  // (after the pushes are noted: a committed txn wakes their waiters here)
     }
 
-    private func decideOperations(_ operations: [Cairn.Operation]) throws -> ([Reply], Decided) {
-        let (replies, decided) = try store.decide(operations, guards: [])
-        return (replies!, decided)  // (no guards: always run)
+    /// Notes the key of a push, whose blocked clients are woken once it commits.
+    private func notePush(_ operation: borrowing Cairn.Operation) {
+        switch operation {
+        case .push(let key, _, _, _), .inDatabase(_, .push(let key, _, _, _)): pushed.append(key)
+        default: break
+        }
     }
 
     /// Appends a reply in the session's protocol, batched writes or not.
@@ -546,7 +544,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
                     case .write(let operation, let answer):
                         steps.append(.write(operations.count, answer))
                         operations.append(inDatabase(operation))
-                        if case .push(let key, _, _, _) = operation { pushed.append(key) }
+                        notePush(operation)
                     }
                 } catch {
                     steps.append(.value(.error((error as? CommandError)?.message ?? "ERR \(error)")))
