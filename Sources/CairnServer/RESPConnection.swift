@@ -442,7 +442,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             if batched.isEmpty { swap(&writes, &batched) }  // (keeps the storage)
         }
         if writes.count == 1 {
-            if let reply = decideWrite(writes[0].operation) { encode(writes[0].answer(reply)) }
+            write(writes[0].operation, answer: writes[0].answer)  // (no batch's array for one)
             return
         }
         let replies: [Reply]?

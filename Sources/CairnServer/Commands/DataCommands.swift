@@ -32,7 +32,12 @@ enum DataCommands {
     // MARK: Helpers
 
     static func stringValue(_ store: KeyspaceReader, _ key: Bytes) -> Result<Bytes?, CommandError> {
-        guard let entry = store.liveEntry(key) else { return .success(nil) }
+        stringValue(of: store.liveEntry(key))
+    }
+
+    /// A live entry's string, nil when absent; WRONGTYPE for any other value.
+    static func stringValue(of entry: Entry?) -> Result<Bytes?, CommandError> {
+        guard let entry else { return .success(nil) }
         guard case .string(let bytes) = entry.value else { return .failure(CommandError(KVError.wrongType.message)) }
         return .success(bytes)
     }
@@ -171,9 +176,10 @@ enum DataCommands {
     private static func addStrings(_ t: inout Table) {
         t.addRead("get", 2) { args, store in
             // The key looked up in place: no copy of it made (an allocation a GET).
-            guard let entry = args.withBytes(1, { store.liveEntry(bytes: $0) }) else { return .null }
-            guard case .string(let bytes) = entry.value else { throw CommandError(KVError.wrongType.message) }
-            return .bulk(bytes)
+            switch stringValue(of: args.withBytes(1, { store.liveEntry(bytes: $0) })) {
+            case .success(let value): return value.map { .bulk($0) } ?? .null
+            case .failure(let error): throw error
+            }
         }
         t.add("set", -3, write: true) { args, store in
             var condition = SetCondition.always
