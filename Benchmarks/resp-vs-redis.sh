@@ -7,6 +7,7 @@
 #   make release && Benchmarks/resp-vs-redis.sh            # N=200000, all three policies
 #   N=50000 ROUNDS=1 POLICIES="always" Benchmarks/resp-vs-redis.sh
 #   KEYSPACE=1000000 Benchmarks/resp-vs-redis.sh          # random keys (redis-benchmark -r)
+#   PIPELINES=1 Benchmarks/resp-vs-redis.sh               # only the -P 1 rows
 #
 # Without KEYSPACE every request names one key (redis-benchmark's default, the issue's
 # figures); with it, keys are drawn from that many, and a large table no longer fits the cache.
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 N=${N:-200000}
 ROUNDS=${ROUNDS:-3}
 POLICIES=${POLICIES:-"always everysec no"}
+PIPELINES=${PIPELINES:-"1 16"}
 CAIRN=${CAIRN:-.build/release/cairn}
 CAIRN_PORT=${CAIRN_PORT:-7379}
 REDIS_PORT=${REDIS_PORT:-7380}
@@ -63,7 +65,7 @@ for policy in $POLICIES; do
     --dir "$work/redis-$policy" --daemonize no >"$work/redis-$policy.log" 2>&1 &
   redis_pid=$!; pids+=("$redis_pid")
   wait_port "$CAIRN_PORT"; wait_port "$REDIS_PORT"
-  for pipeline in 1 16; do
+  for pipeline in $PIPELINES; do
     # Interleaved rounds, the first server alternating: on this machine a server's -P 1 rate
     # can jump between two levels from one run to the next, so one round says little.
     cairn_out=""; redis_out=""

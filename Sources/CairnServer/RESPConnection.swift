@@ -48,8 +48,18 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var uncountedCommands = 0
     /// Writes of a pipeline decided so far only here: they become one txn (``decideBatched()``)
     /// before anything else runs or answers, and at the end of the read.
-    private var batched: [(operation: Cairn.Operation, answer: @Sendable (Reply) -> RESPValue)] = []
+    /// Kept apart from their answers so that the operations go to the store as they lie: a
+    /// `map` out of (operation, answer) pairs copied every operation (a retain and release of
+    /// its key and value) and the pairs went through generic tuple copies.
+    private var batched: [Cairn.Operation] = []
+    private var batchedAnswers: [BatchedAnswer] = []
     private var batchedBytes = 0
+
+    /// A batched write's answer. Held in a struct: an array of bare closures holds them at the
+    /// most general abstraction, so storing one allocated a thunk's context each write.
+    private struct BatchedAnswer {
+        let answer: @Sendable (Reply) -> RESPValue
+    }
 
     init(server: ServerState) {
         self.server = server
@@ -417,7 +427,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         case .write(let operation, let answer):
             let size = arguments.byteCount
             if batchedBytes + size > Self.maxBatchedBytes || batched.count == Self.maxBatchedWrites { decideBatched() }
-            batched.append((inDatabase(consume operation), answer))
+            batched.append(inDatabase(consume operation))
+            batchedAnswers.append(BatchedAnswer(answer: answer))
             batchedBytes += size
         }
     }
@@ -434,29 +445,33 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     /// one changes nothing of the others.
     private func decideBatched() {
         guard !batched.isEmpty else { return }
-        var writes: [(operation: Cairn.Operation, answer: @Sendable (Reply) -> RESPValue)] = []
-        swap(&writes, &batched)
+        var operations: [Cairn.Operation] = []
+        var answers: [BatchedAnswer] = []
+        swap(&operations, &batched)
+        swap(&answers, &batchedAnswers)
         batchedBytes = 0
         defer {
-            writes.removeAll(keepingCapacity: true)
-            if batched.isEmpty { swap(&writes, &batched) }  // (keeps the storage)
+            operations.removeAll(keepingCapacity: true)
+            answers.removeAll(keepingCapacity: true)
+            if batched.isEmpty { swap(&operations, &batched); swap(&answers, &batchedAnswers) }  // (keeps the storage)
         }
-        if writes.count == 1 {
-            write(writes[0].operation, answer: writes[0].answer)  // (no batch's array for one)
+        assert(operations.count == answers.count, "a batched write without its answer")
+        if operations.count == 1 {
+            write(operations.removeLast(), answer: answers.removeLast().answer)  // (no batch's txn for one)
             return
         }
         let replies: [Reply]?
         let decided: Decided
         do {
-            (replies, decided) = try store.decide(writes.map(\.operation), guards: [])
+            (replies, decided) = try store.decide(operations, guards: [])
         } catch {
-            for _ in writes { encode(.error("ERR \(error)")) }  // (a reply each, as when decided alone)
+            for _ in operations { encode(.error("ERR \(error)")) }  // (a reply each, as when decided alone)
             return
         }
-        guard let replies else { preconditionFailure("a txn without guards always runs") }
-        for (write, reply) in zip(writes, replies) {
-            notePush(write.operation)
-            encode(write.answer(reply))
+        guard let replies, replies.count == operations.count else { preconditionFailure("a txn without guards always runs, with a reply an operation") }
+        for position in operations.indices {
+            notePush(operations[position])
+            encode(answers[position].answer(replies[position]))
         }
         hold(decided)  // (after the pushes are noted: a committed txn wakes their waiters here)
     }
