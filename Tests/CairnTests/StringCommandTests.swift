@@ -185,6 +185,36 @@ import Testing
         #expect(state.keyspace.entries["c"] == Entry(value: .string("-2"), version: 2))
     }
 
+    /// INCR rewrites a counter's bytes in place: a shorter number leaves nothing of the longer
+    /// one behind, and a view taken before the increment keeps what it saw.
+    @Test(arguments: [FsyncPolicy.always, .no])
+    func countersRewriteTheirBytesInPlace(policy: FsyncPolicy) throws {
+        let (store, _, _) = try makeStore(policy)
+        try store.set("n", "1000")
+        let before = store.readView().keyspace
+        #expect(try store.decr("n") == 999)
+        #expect(try store.get("n") == "999")
+        #expect(before.entries["n"]?.value == .string("1000"))
+        #expect(try store.decrby("n", 1009) == -10 && store.get("n") == "-10")
+        #expect(try store.incr("n") == -9 && store.get("n") == "-9")
+        #expect(try store.incrby("n", 9) == 0 && store.get("n") == "0")
+        try store.set("min", "-9223372036854775807")
+        #expect(try store.decr("min") == Int64.min && store.get("min") == "-9223372036854775808")
+        try store.close()
+    }
+
+    @Test func decimalsAreSpelledAsStringsSpellThem() {
+        var values: [Int64] = [0, 1, 9, 10, 99, 100, -1, -9, -10, Int64.max, Int64.min, Int64.min + 1]
+        var random = SplitMix64(seed: 7)
+        for _ in 0..<1000 { values.append(Int64(bitPattern: random.next()) >> Int64(random.next() % 63)) }
+        for value in values {
+            var out: [UInt8] = [0x41]  // appended after what is there
+            RedisNumbers.appendDecimal(value, to: &out)
+            #expect(out == [0x41] + Array(String(value).utf8), "\(value)")
+            #expect(RedisNumbers.format(value) == Bytes(String(value)))
+        }
+    }
+
     @Test func countersKeepTheirDeadline() throws {
         let (store, _, _) = try makeStore()
         try store.set("n", "1", expiry: .seconds(100))

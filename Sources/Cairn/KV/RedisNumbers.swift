@@ -39,7 +39,34 @@ public enum RedisNumbers {
     }
 
     /// Decimal digits, as Redis stores a counter.
-    public static func format(_ value: Int64) -> Bytes { Bytes(String(value)) }
+    public static func format(_ value: Int64) -> Bytes {
+        var digits: [UInt8] = []
+        appendDecimal(value, to: &digits)
+        return Bytes(digits)
+    }
+
+    /// Appends `n` in decimal ASCII, as ``format(_:)-(Int64)`` spells it, without a `String`
+    /// (INCR rewrites a counter's bytes in place with it; a reply encodes its integers).
+    ///
+    /// ```swift
+    /// var out: [UInt8] = []
+    /// RedisNumbers.appendDecimal(-42, to: &out)  // out == Array("-42".utf8)
+    /// ```
+    public static func appendDecimal(_ n: Int64, to out: inout [UInt8]) {
+        if n >= 0 && n < 10 { out.append(0x30 &+ UInt8(n)); return }
+        var magnitude = n.magnitude
+        if n < 0 { out.append(UInt8(ascii: "-")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: a UInt64's 20 digits fit
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = 0x30 &+ UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[i...]))
+        }
+    }
 
     /// As `INCRBYFLOAT` stores it: plain decimal, no exponent, no trailing zeros.
     public static func format(_ value: Double) -> Bytes {

@@ -207,7 +207,10 @@ extension Keyspace {
                 }
                 let (sum, overflow) = number.addingReportingOverflow(delta)
                 if overflow { throw .overflow }
-                bytes = RedisNumbers.format(sum).storage
+                // Rewritten in place: the entry let go of them, so no copy and no new array
+                // (formatting through a `String` allocated twice a counter's increment).
+                bytes.removeAll(keepingCapacity: true)
+                RedisNumbers.appendDecimal(sum, to: &bytes)
                 return sum
             })
 

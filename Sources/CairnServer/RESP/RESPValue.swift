@@ -81,20 +81,8 @@ public enum RESPValue: Sendable, Equatable {
     }
 
     /// Appends `n` in decimal ASCII.
-    static func appendDecimal(_ n: Int64, to out: inout [UInt8]) {
-        if n >= 0 && n < 10 { out.append(0x30 &+ UInt8(n)); return }
-        var magnitude = n.magnitude
-        if n < 0 { out.append(UInt8(ascii: "-")) }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: a UInt64's 20 digits fit
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var i = buffer.count
-            repeat {
-                i -= 1
-                buffer[i] = 0x30 &+ UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[i...]))
-        }
+    @inline(__always) static func appendDecimal(_ n: Int64, to out: inout [UInt8]) {
+        RedisNumbers.appendDecimal(n, to: &out)
     }
 
     static func format(_ value: Double) -> String {
