@@ -7,7 +7,8 @@
 #
 #   Benchmarks/refcounts.sh resp .build/release/cairn set        # redis-benchmark -c 50 -P 16
 #   Benchmarks/refcounts.sh zk .build/release/cairn setData      # cairn bench zk, 16 × 1
-# Environment: POLICY (no for resp, always for zk), N (requests: 200000 resp, 20000 zk), TOP (25).
+# Environment: POLICY (no for resp, always for zk), N (requests: 200000 resp, 20000 zk), TOP (25),
+# P (resp: redis-benchmark -P, 16).
 # perf may drop a few percent of the events under load, so compare builds with this script
 # rather than its figures with exact counts.
 # The server listens on loopback only and is stopped by process id at the end.
@@ -29,7 +30,7 @@ case "$kind" in
     what=${what:-set}; N=${N:-200000}; policy=${POLICY:-no}; port=7397
     "$bin" serve --dir "$work/data" --resp-port $port --zk-port off --appendfsync "$policy" >"$work/serve.log" 2>&1 & pid=$!
     for _ in $(seq 1 50); do redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.1; done
-    load() { redis-benchmark -p $port -c 50 -n "$1" -t "$what" -P 16 -q >/dev/null 2>&1; } ;;
+    load() { redis-benchmark -p $port -c 50 -n "$1" -t "$what" -P "${P:-16}" -q >/dev/null 2>&1; } ;;
   zk)
     what=${what:-setData}; N=${N:-20000}; policy=${POLICY:-always}; port=24197
     "$bin" serve --dir "$work/data" --resp-port 0 --zk-port $port --appendfsync "$policy" >"$work/serve.log" 2>&1 & pid=$!

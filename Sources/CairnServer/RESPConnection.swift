@@ -54,6 +54,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var batched: [Cairn.Operation] = []
     private var batchedAnswers: [BatchedAnswer] = []
     private var batchedBytes = 0
+    private var sendBuffer = SendBuffer()
 
     /// A batched write's answer. Held in a struct: an array of bare closures holds them at the
     /// most general abstraction, so storing one allocated a thunk's context each write.
@@ -240,7 +241,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private func flush(close: Bool = false) {
         countCommands()
         guard let context, !out.isEmpty || close else { return }
-        let buffer = context.channel.allocator.buffer(bytes: out)
+        let buffer = sendBuffer.holding(out, allocator: context.channel.allocator)
         out.removeAll(keepingCapacity: true)
         if close {
             closing = true

@@ -33,6 +33,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     private var input: ByteBuffer?
     private var queue = Deque<(xid: Int32, op: ZKOpCode, request: ZKRequest, received: ContinuousClock.Instant)>()
     private var out: [UInt8] = []
+    private var sendBuffer = SendBuffer()
     /// Replies (and events) waiting for a decided txn to commit, oldest first; the last may
     /// still grow. Everything answered after a held reply joins the last batch, so the order
     /// of replies is the order of requests.
@@ -835,7 +836,7 @@ final class ZKConnection: ChannelInboundHandler, @unchecked Sendable {
     private func flush() {
         guard let context, !closing else { return }
         if !out.isEmpty {
-            let buffer = allocator.buffer(bytes: out)
+            let buffer = sendBuffer.holding(out, allocator: allocator)
             out.removeAll(keepingCapacity: out.count < 1 << 16)
             if closeReason != nil {
                 context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)  // before the close below
