@@ -461,15 +461,15 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             write(operations.removeLast(), answer: answers.removeLast().answer)  // (no batch's txn for one)
             return
         }
-        let replies: [Reply]?
+        let replies: [Reply]
         let decided: Decided
         do {
-            (replies, decided) = try store.decide(operations, guards: [])
+            (replies, decided) = try store.decide(lending: &operations)
         } catch {
             for _ in operations { encode(.error("ERR \(error)")) }  // (a reply each, as when decided alone)
             return
         }
-        guard let replies, replies.count == operations.count else { preconditionFailure("a txn without guards always runs, with a reply an operation") }
+        precondition(replies.count == operations.count, "a reply an operation")
         for position in operations.indices {
             notePush(operations[position])
             encode(answers[position].answer(replies[position]))

@@ -1,5 +1,6 @@
 import Foundation
 import Cairn
+import CairnStorage
 import CairnTesting
 import Testing
 
@@ -67,6 +68,50 @@ import Testing
             TxnCodec.encode(time: -42, operation, into: &single)
             #expect(single == TxnCodec.encode(Txn(time: -42, operations: [operation])), "\(operation)")
         }
+    }
+
+    /// A batch's operations are encoded lent from their array: the same bytes as the txn's,
+    /// and the array as it was (every operation moved back where it was).
+    @Test func operationsLentFromTheirArrayEncodeAsTheirTxn() {
+        var operations = Self.operations
+        var lent: [UInt8] = [9, 9, 9]  // reused buffers start dirty
+        TxnCodec.encode(time: 77, lending: &operations, into: &lent)
+        #expect(lent == TxnCodec.encode(Txn(time: 77, operations: Self.operations)))
+        #expect(operations == Self.operations)
+        var empty: [Cairn.Operation] = []
+        TxnCodec.encode(time: 1, lending: &empty, into: &lent)
+        #expect(lent == TxnCodec.encode(Txn(time: 1, operations: [])))
+    }
+
+    /// A store decides lent operations as it decides them passed as a value: the same replies,
+    /// the same state, and a log that replays to it.
+    @Test(arguments: [FsyncPolicy.always, .no])
+    func aStoreDecidesLentOperationsAsItsOwn(policy: FsyncPolicy) throws {
+        let batch: [Cairn.Operation] = [
+            .set("a", "1", condition: .always, expiry: .clear, returnOld: false),
+            .incrementBy("a", 41),
+            .push("q", ["x", "y"], left: true, onlyIfExists: false),
+            .incrementBy("q", 1),  // a wrong type: its error, and the others stand
+            .set("a", "2", condition: .ifAbsent, expiry: .clear, returnOld: true),
+            .inDatabase(3, .append("s", "tail")),
+        ]
+        let (lentStore, lentDisk, clock) = try makeStore(policy)
+        var operations = batch
+        let (lentReplies, decided) = try lentStore.decide(lending: &operations)
+        try lentStore.commitNow(decided)
+        #expect(operations == batch)
+        let (valueStore, _, _) = try makeStore(policy, clock: clock)
+        let (valueReplies, valueDecided) = try valueStore.decide(batch, guards: [])
+        try valueStore.commitNow(valueDecided)
+        #expect(lentReplies == valueReplies)
+        #expect(lentReplies.count == batch.count)
+        #expect(lentStore.stateView() == valueStore.stateView())
+        try lentStore.close()
+        try valueStore.close()
+        let reopened = try reopen(lentDisk, clock: clock, policy: policy)
+        #expect(reopened.stateView().keyspace == lentStore.stateView().keyspace)
+        #expect(try reopened.get("a") == "42" && reopened.lrange("q", 0, -1) == ["y", "x"])
+        try reopened.close()
     }
 
     @Test func damagedOrForeignBytesAreRejectedNotTrusted() {

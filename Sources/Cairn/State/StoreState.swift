@@ -61,6 +61,17 @@ public struct StoreState: Sendable, Equatable {
         return replies
     }
 
+    /// ``apply(_:index:changes:)`` of the txn of `operations` decided at `time`, each operation
+    /// lent from the array rather than copied (see ``Swift/Array/lendEach(_:)``).
+    public mutating func apply(lending operations: inout [Operation], time: Int64, index: UInt64, changes: inout Changes) -> [Reply] {
+        var replies: [Reply] = []
+        replies.reserveCapacity(operations.count)
+        operations.lendEach { operation in
+            replies.append(apply(operation, time: time, index: index, changes: &changes))
+        }
+        return replies
+    }
+
     /// Applies one operation of a txn decided at `time`, logged at `index`.
     public mutating func apply(_ operation: Operation, time: Int64, index: UInt64, changes: inout Changes) -> Reply {
         if case .inDatabase(let db, let inner) = operation {

@@ -253,9 +253,9 @@ public final class Store: @unchecked Sendable {
         return (reply!, index, settled)
     }
 
-    /// The write path under both forms: `encode` writes the txn decided at `now` into the buffer
+    /// The write path under all its forms: `encode` writes the txn decided at `now` into the buffer
     /// it is given; `apply` applies that same txn to a state (called after `encode`, at most once).
-    private func decide<R>(
+    func decide<R>(
         guards: [KeyGuard], refusal: (inout StoreState) -> R?,
         encode: (_ now: Int64, _ out: inout [UInt8]) -> Void,
         apply: (inout StoreState, _ time: Int64, _ index: UInt64, inout StoreState.Changes) -> R

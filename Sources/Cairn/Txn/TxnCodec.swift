@@ -50,6 +50,14 @@ public enum TxnCodec {
         }
     }
 
+    /// Encodes the txn of `operations` decided at `time`: the same bytes as
+    /// `encode(Txn(time: time, operations: operations), into:)`, each operation lent from the
+    /// array rather than copied (see ``Swift/Array/lendEach(_:)``).
+    public static func encode(time: Int64, lending operations: inout [Operation], into out: inout [UInt8]) {
+        putHeader(time: time, operationCount: operations.count, &out)
+        operations.lendEach { operation in encode(operation, &out) }
+    }
+
     /// Encodes the txn of one operation decided at `time`: the same bytes as
     /// `encode(Txn(time: time, operations: [operation]), into:)`, without making the array.
     public static func encode(time: Int64, _ operation: Operation, into out: inout [UInt8]) {
