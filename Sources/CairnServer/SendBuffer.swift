@@ -1,7 +1,7 @@
 import NIOCore
 
 /// The `ByteBuffer` a connection hands its encoded replies to NIO in, reused once NIO has
-/// written it: a new buffer a flush allocated its storage object and its bytes, once a
+/// written it: a new buffer for every flush allocated a storage object and its bytes, once a
 /// request at `redis-benchmark -P 1`.
 ///
 /// While NIO still holds the last one (a socket that took less than all of it), `clear()` finds

@@ -42,7 +42,7 @@ public enum RESPValue: Sendable, Equatable {
         /// A prefix and a decimal number, without making a String of it (every bulk reply's length).
         func line(_ prefix: UInt8, _ n: Int64) {
             out.append(prefix)
-            RESPValue.appendDecimal(n, to: &out)
+            RedisNumbers.appendDecimal(n, to: &out)
             out.append(0x0D); out.append(0x0A)
         }
         switch self {
@@ -78,11 +78,6 @@ public enum RESPValue: Sendable, Equatable {
         case .boolean(let flag):
             if protocolVersion >= 3 { line(UInt8(ascii: "#"), flag ? "t" : "f") } else { line(UInt8(ascii: ":"), flag ? "1" : "0") }
         }
-    }
-
-    /// Appends `n` in decimal ASCII.
-    @inline(__always) static func appendDecimal(_ n: Int64, to out: inout [UInt8]) {
-        RedisNumbers.appendDecimal(n, to: &out)
     }
 
     static func format(_ value: Double) -> String {
