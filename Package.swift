@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Cairn: a persistent storage engine with a log-structured core.
 // Layers point down only (see docs/ARCHITECTURE.md):
-//   cairn (CLI) → CairnStorage → CLZ4 / CCRC32C; Cairn also → CPrefetch; cairn alone → CMimalloc
+//   cairn (CLI) → CairnStorage → CLZ4 / CCRC32C; Cairn also → CPrefetch; CairnServer → CEpoll;
+//   cairn alone → CMimalloc
 //   CairnTesting (simulated disk, checkers) is shared by tests, benchmarks, drills and fuzzers.
 import PackageDescription
 
@@ -47,6 +48,8 @@ let package = Package(
             name: "CMimalloc",
             providers: [.apt(["libmimalloc-dev"])]
         ),
+        // Linux's epoll and eventfd headers, for the RESP server's event loop.
+        .systemLibrary(name: "CEpoll"),
         // CRC32C with the SSE4.2 / ARMv8 instruction and a slicing-by-8 fallback.
         .target(
             name: "CCRC32C",
@@ -83,17 +86,19 @@ let package = Package(
             dependencies: ["CairnStorage", "Cairn", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // Workloads shared by `cairn bench` and the Benchmarks/ targets.
-        // The servers: RESP (redis-cli, redis-benchmark, redis-py) over SwiftNIO.
+        // The servers: RESP (redis-cli, redis-benchmark, redis-py) on its own epoll loop, ZooKeeper over SwiftNIO.
         .target(
             name: "CairnServer",
             dependencies: [
                 "Cairn",
                 "CairnStorage",
+                "CEpoll",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: hotPathSettings

@@ -17,14 +17,24 @@ import Glibc
 ///   background sync (wake the log's flusher, wake the loop), which on a small machine cost
 ///   more than the sync itself: `cairn bench zk` create, 1 client × 1 in flight, went from
 ///   13.9k to 25.9k ops/s inline.
-/// - **Several connections waiting**: the log's flusher syncs and the loop is told on its own
-///   thread. The loop goes on reading meanwhile, so the clients answered by one sync send their
+/// - **Several connections waiting** (with at least `backgroundAt` requests among them; 2 by
+///   default, one each): the log's flusher syncs and the loop is told on its own thread. The
+///   loop goes on reading meanwhile, so the clients answered by one sync send their
 ///   next requests while the next sync gathers them: a pipeline of client, loop and disk
 ///   instead of one step after another. `cairn bench zk`, 16 clients × 1 in flight, paired
 ///   rounds against the loop syncing every batch: delete 102k → 121k ops/s (faster in 6 of
 ///   6), setData 85k → 89k (7 of 8), create 95k → 99k (5 of 6); 1 × 1 unchanged.
+///
+/// The RESP server counts each connection's waiting commands and syncs in the background only
+/// from 64 (`redis-benchmark -c 50`: `-P 16` gathers 800, `-P 1` at most 50). Under `-P 1` the
+/// load generator is the bottleneck, on a core of its own: the flusher's wake-ups and CPU (3 µs
+/// a request) came out of its share. Paired rounds (`Benchmarks/ab-serve.sh`, `always -P 1`),
+/// every batch inline against background: SET faster in 3 of 3 (+7–16%), LPUSH 3 of 3
+/// (+1–35%); at `-P 16` every batch inline was 2–10% slower in 6 of 6, hence the threshold.
+/// With it, against background: `-P 1` SET 2 of 2 (+6–21%), INCR 2 of 2 (+5–8%); `-P 16` SET
+/// and INCR faster in 4 of 8 rounds (unchanged within the noise).
 final class LoopCommitter {
-    typealias Waiter = (decided: Decided, done: (StoreError?) -> Void)
+    typealias Waiter = (decided: Decided, requests: Int, done: (StoreError?) -> Void)
     private var waiting: LoopBatch<Waiter>!
     private let store: Store
     private let loop: EventLoop
@@ -36,32 +46,37 @@ final class LoopCommitter {
     /// stop is closed too): a sync that ends later no longer hands its answer to the loop, which
     /// may have shut down (its connections are closed; the txns are durable).
     private let stopped: StopGate
+    /// The fewest requests waiting in a batch of several connections that the log's flusher
+    /// syncs; a batch with fewer is synced on the loop.
+    private let backgroundAt: Int
 
     /// Group commits synced on the loop and by the log's flusher.
     private let syncedByLoop: Counter
     private let syncedByFlusher: Counter
 
-    /// `flusher`, the same loop's: the replies it holds go out before this loop blocks in the
-    /// sync (a GET answered this tick need not wait for another connection's `fdatasync`).
-    /// `prefix` names the metrics: `<prefix>_group_commits`, with `synced_by` = `loop` or
-    /// `flusher`.
-    init(store: Store, loop: EventLoop, commitWait: CoreMetrics.Timer?, flusher: LoopFlusher, stopped: StopGate,
-         metrics prefix: String, factory: any MetricsFactory) {
+    /// `sendReplies` sends the replies the same loop's connections hold before this loop blocks
+    /// in the sync (a GET answered this tick need not wait for another connection's
+    /// `fdatasync`). `prefix` names the metrics: `<prefix>_group_commits`, with `synced_by` =
+    /// `loop` or `flusher`.
+    init(store: Store, loop: EventLoop, commitWait: CoreMetrics.Timer?, sendReplies: @escaping () -> Void, stopped: StopGate,
+         backgroundAt: Int = 2, metrics prefix: String, factory: any MetricsFactory) {
         self.store = store
+        self.backgroundAt = backgroundAt
         self.loop = loop
         self.stopped = stopped
         self.commitWait = commitWait
         syncedByLoop = Counter(label: "\(prefix)_group_commits", dimensions: [("synced_by", "loop")], factory: factory)
         syncedByFlusher = Counter(label: "\(prefix)_group_commits", dimensions: [("synced_by", "flusher")], factory: factory)
         waiting = LoopBatch(loop: loop) { [unowned self] batch in
-            flusher.runNow()
+            sendReplies()
             commit(batch)
         }
     }
 
     /// Calls `done` on the loop once `decided` is committed and visible (or the store failed).
-    func add(_ decided: Decided, _ done: @escaping (StoreError?) -> Void) {
-        waiting.add((decided, done))
+    /// `requests`: how many requests' replies wait for it (see ``init``'s `backgroundAt`).
+    func add(_ decided: Decided, requests: Int = 1, _ done: @escaping (StoreError?) -> Void) {
+        waiting.add((decided, requests, done))
     }
 
     private func commit(_ batch: [Waiter]) {
@@ -71,7 +86,7 @@ final class LoopCommitter {
         let unsettled = batch.lazy.filter { !$0.decided.isCommitted }.max(by: { $0.decided.index < $1.decided.index })
         guard let leader = unsettled ?? batch.first else { return }
         let started = monotonicNanoseconds()
-        if batch.count == 1 || unsettled == nil {
+        if batch.count == 1 || unsettled == nil || batch.reduce(0, { $0 + $1.requests }) < backgroundAt {
             if unsettled != nil { syncedByLoop.increment() }
             finish(batch, leader.decided, nil, started)  // syncs here, on the loop
             return

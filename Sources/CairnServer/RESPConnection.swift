@@ -10,12 +10,9 @@ import NIOCore
 /// index) and its reply is held; the replies of a whole read batch go out once the last write
 /// among them has committed, so under `always` a pipeline's writes share one group commit. A
 /// read that follows a held write waits for that commit first, so it sees the write (and no
-/// reader ever sees a write that could still be lost). Runs on the channel's event loop; the
+/// reader ever sees a write that could still be lost). Runs on its socket's ``PollLoop``; the
 /// only waits (commits, BLPOP) are asynchronous.
-final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class RESPConnection: PollSocketDelegate, @unchecked Sendable {
     let server: ServerState
     /// The server's store, held directly: reached through `server` (a computed property), each
     /// use retained and released it.
@@ -38,9 +35,10 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     /// QUIT: close once everything before it is answered.
     private var quitting = false
     private var protocolError: String?
-    private var context: ChannelHandlerContext?
-    /// Its loop's (a channel never changes loops).
-    private var flusher: LoopFlusher?
+    /// Nil once closed.
+    private var socket: PollSocket?
+    /// Its loop's group commit.
+    private var committer: LoopCommitter?
     private var blockTimeout: Scheduled<Void>?
     private var blockedPop: (keys: [Bytes], left: Bool)?
     private var limits = RESPLimits()
@@ -54,7 +52,6 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     private var batched: [Cairn.Operation] = []
     private var batchedAnswers: [BatchedAnswer] = []
     private var batchedBytes = 0
-    private var sendBuffer = SendBuffer()
 
     /// A batched write's answer. Held in a struct: an array of bare closures holds them at the
     /// most general abstraction, so storing one allocated a thunk's context each write.
@@ -67,19 +64,20 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         store = server.store
     }
 
-    // MARK: Channel events
+    // MARK: Socket events
 
-    func channelActive(context: ChannelHandlerContext) {
-        self.context = context
-        flusher = server.flushers[context.eventLoop]
+    /// Serves a connection just accepted on `socket` (on its loop).
+    func start(on socket: PollSocket) {
+        self.socket = socket
+        socket.start(self)
+        committer = server.committers[socket.loop]
         let (protected, password) = server.lock.withLock { (server.options.protectedMode, server.options.password) }
-        if protected && password == nil, let remote = context.remoteAddress, !Self.isLoopback(remote) {
-            refuse(context, "DENIED Cairn is running in protected mode because no password is set and it listens beyond loopback: only clients on the loopback interface are served. Set --requirepass, or pass --no-protected-mode to serve other hosts unauthenticated.")
+        if protected && password == nil, !Self.isLoopback(ip: socket.peer.ip) {
+            refuse("DENIED Cairn is running in protected mode because no password is set and it listens beyond loopback: only clients on the loopback interface are served. Set --requirepass, or pass --no-protected-mode to serve other hosts unauthenticated.")
             return
         }
-        let address = context.remoteAddress?.description ?? "?"
-        guard let id = server.register(address: address) else {
-            refuse(context, "ERR max number of clients reached")
+        guard let id = server.register(address: socket.peerDescription) else {
+            refuse("ERR max number of clients reached")
             return
         }
         session.id = id
@@ -87,35 +85,32 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Answers one error and closes the connection.
-    private func refuse(_ context: ChannelHandlerContext, _ message: String) {
-        var bytes: [UInt8] = []
-        RESPValue.error(message).encode(into: &bytes, protocolVersion: 2)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: bytes))).whenComplete { _ in channel.close(promise: nil) }
-        closing = true
+    private func refuse(_ message: String) {
+        RESPValue.error(message).encode(into: &out, protocolVersion: 2)
+        flush(close: true)
     }
 
-    static func isLoopback(_ address: SocketAddress) -> Bool {
-        guard let ip = address.ipAddress else { return true }  // a Unix socket is local
-        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+    static func isLoopback(ip: String) -> Bool {
+        ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func socketClosed() {
         blockTimeout?.cancel()
         if blockedPop != nil { endBlock() }  // keeps the server's count of blocked clients right
         if session.id != 0 { server.unregister(session.id) }
         countCommands()  // (a client that left blocked, or mid-commit, never reached a flush)
-        self.context = nil
+        closing = true
+        socket = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    func received(_ bytes: ByteBuffer) {
         guard !closing else { return }
-        var chunk = unwrapInboundIn(data)
-        if input == nil { input = chunk } else { input!.writeBuffer(&chunk) }
+        if input == nil { input = bytes } else { var chunk = bytes; input!.writeBuffer(&chunk) }
         guard input!.readableBytes <= limits.maxQueryBuffer else {
             // Redis closes a client whose query buffer passes the limit.
             closing = true
-            context.close(promise: nil)
+            input = nil
+            socket?.close()
             return
         }
         guard input!.readableBytes >= needed else { return }
@@ -164,6 +159,13 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         buffer.moveReaderIndex(forwardBy: used)
         needed = wanted
         guard buffer.readableBytes > 0 else { return }
+        if buffer.capacity >= PollLoop.readSize && buffer.readableBytes <= buffer.capacity / 8 {
+            // A request cut by the end of a read, left in the loop's read buffer: kept in a buffer
+            // of its own size (an idle client does not pin 64 KiB, and the loop's buffer stays
+            // its own).
+            input = ByteBufferAllocator().buffer(buffer: buffer)
+            return
+        }
         input = buffer
         if buffer.readerIndex > 1 << 16 { input!.discardReadBytes() }
     }
@@ -240,16 +242,11 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     private func flush(close: Bool = false) {
         countCommands()
-        guard let context, !out.isEmpty || close else { return }
-        let buffer = sendBuffer.holding(out, allocator: context.channel.allocator)
-        out.removeAll(keepingCapacity: true)
+        guard let socket, !out.isEmpty || close else { return }
+        if !out.isEmpty { socket.send(&out) }  // (sent at the end of the loop's tick)
         if close {
             closing = true
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            flusher?.add(context)
+            socket.closeAfterSending()
         }
     }
 
@@ -262,7 +259,7 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
     /// the held write to commit, makes it visible, runs `then`, and goes on with the queue.
     /// Under `no` and `everysec` a written txn is committed already: no waiting at all.
     private func afterHeldCommits(_ then: @escaping @Sendable () -> Void) {
-        guard let decided = held, let context else { return }
+        guard let decided = held, let committer else { return }
         let store = self.store
         if store.log.fsyncPolicy != .always {
             held = nil
@@ -275,7 +272,8 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         busy = true
         let started = monotonicNanoseconds()
         // The loop's group commit: one inline sync once this tick's reads are decided.
-        server.committers[context.eventLoop].add(decided) { [self] error in
+        // (The commands run since the last replies went out are those waiting: see LoopCommitter.)
+        committer.add(decided, requests: max(1, uncountedCommands)) { [self] error in
             server.commitWait.recordNanoseconds(monotonicNanoseconds() - started)
             busy = false
             held = nil
@@ -620,10 +618,10 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
             append(.nullArray)
             return
         }
-        guard let context else { return }
+        guard let socket else { return }
         busy = true
         blockedPop = (keys, left)
-        let loop = context.eventLoop
+        let loop = socket.loop
         server.block(ServerState.BlockedClient(id: session.id, wake: { [self] in loop.execute { self.retryBlockedPop() } }), on: keys)
         if timeout > 0 {
             blockTimeout = loop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { [self] in
@@ -672,13 +670,13 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Delivers a pub/sub message (from any thread) on this connection's event loop.
     func deliverer() -> @Sendable (RESPValue) -> Void {
-        let loop = context?.eventLoop
+        let loop = socket?.loop
         return { [weak self] message in
             loop?.execute { [weak self] in
-                guard let self, let context = self.context, !self.closing else { return }
+                guard let self, let socket = self.socket, !self.closing else { return }
                 var bytes: [UInt8] = []
                 message.encode(into: &bytes, protocolVersion: self.session.protocolVersion)
-                context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                socket.send(&bytes)
             }
         }
     }
@@ -688,9 +686,5 @@ final class RESPConnection: ChannelInboundHandler, @unchecked Sendable {
         append(.ok)
         quitting = true
         queue.removeAll()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }

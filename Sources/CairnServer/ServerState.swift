@@ -54,8 +54,6 @@ final class ServerState: @unchecked Sendable {
     let committers: PerLoop<LoopCommitter>
     /// Closed when the server stops: no group commit's answer reaches a loop after that.
     let commitGate: StopGate
-    /// Replies flushed once per loop tick (see ``LoopFlusher``).
-    let flushers: PerLoop<LoopFlusher>
 
     init(store: Store, options: RESPServerOptions) {
         self.store = store
@@ -63,11 +61,13 @@ final class ServerState: @unchecked Sendable {
         let factory = options.metrics ?? MetricsSystem.factory
         commandCounter = Counter(label: "cairn_resp_commands", factory: factory)
         commitWait = CoreMetrics.Timer(label: "cairn_resp_commit_wait", factory: factory)
-        let flushers = PerLoop { LoopFlusher.flusher(loop: $0) }
-        self.flushers = flushers
         let gate = StopGate()
         commitGate = gate
-        committers = PerLoop { LoopCommitter(store: store, loop: $0, commitWait: nil, flusher: flushers[$0], stopped: gate, metrics: "cairn_resp", factory: factory) }
+        committers = PerLoop { loop in
+            guard let loop = loop as? PollLoop else { preconditionFailure("RESP connections run on a PollLoop, not \(loop)") }
+            return LoopCommitter(store: store, loop: loop, commitWait: nil, sendReplies: { loop.flushNow() }, stopped: gate,
+                                 backgroundAt: 64, metrics: "cairn_resp", factory: factory)
+        }
         lastSave = Int64(Date().timeIntervalSince1970)
     }
 

@@ -114,7 +114,10 @@ final class ZKServerState: @unchecked Sendable {
         self.flushers = flushers
         let gate = StopGate()
         commitGate = gate
-        committers = PerLoop { [commitWait] in LoopCommitter(store: store, loop: $0, commitWait: commitWait, flusher: flushers[$0], stopped: gate, metrics: "cairn_zk", factory: factory) }
+        committers = PerLoop { [commitWait] loop in
+            let flusher = flushers[loop]
+            return LoopCommitter(store: store, loop: loop, commitWait: commitWait, sendReplies: { flusher.runNow() }, stopped: gate, metrics: "cairn_zk", factory: factory)
+        }
     }
 
     /// A session's password: the first 16 bytes of HMAC-SHA256(secret, id). Nothing to store,
