@@ -187,9 +187,9 @@ final class PollLoop: EventLoop, @unchecked Sendable {
     /// Milliseconds until the next timer (rounded up), -1 without one.
     private func timerTimeout() -> Int32 {
         guard let first = timers.min else { return -1 }
-        let nanoseconds = first.deadline.uptimeNanoseconds &- NIODeadline.now().uptimeNanoseconds
-        guard first.deadline > .now() else { return 0 }
-        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
+        let now = NIODeadline.now()
+        guard first.deadline > now else { return 0 }
+        return Int32(clamping: ((first.deadline - now).nanoseconds + 999_999) / 1_000_000)
     }
 
     private func runDueTimers() {

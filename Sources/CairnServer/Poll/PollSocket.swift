@@ -30,7 +30,7 @@ final class PollSocket: PollHandler, @unchecked Sendable {
     /// The socket took less than everything: sending waits for `EPOLLOUT`.
     private var awaitingWritable = false
     private var closeWhenSent = false
-    private(set) var isClosed = false
+    private var isClosed = false
 
     /// A connection's send buffer that grew past this is let go once sent (one large reply
     /// does not pin its memory).
